@@ -1,0 +1,106 @@
+package outbox
+
+import (
+	"fmt"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Queue is the River queue every sync job runs on, so the worker can share a
+// database (and a River installation) with other River users.
+const Queue = "stripe_sync"
+
+// MaxAttempts is how many times a job runs before it is discarded. With the
+// backoff capped by package jobs, 25 attempts cover a Stripe outage of hours.
+// The SQL enqueue function writes the same number.
+const MaxAttempts = 25
+
+// Priority is River's default; the triggers write the same.
+const Priority = 1
+
+// UniqueStates are the job states a new job is deduplicated against: River's
+// required four plus retryable, so an entity has at most one waiting job.
+// Never completed: with it, every change in the day after a sync would be
+// dropped as a duplicate.
+var UniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable,
+	rivertype.JobStatePending,
+	rivertype.JobStateRetryable,
+	rivertype.JobStateRunning,
+	rivertype.JobStateScheduled,
+}
+
+// Kind is an entity type the sync knows.
+type Kind string
+
+const (
+	KindEvent  Kind = "event"
+	KindTicket Kind = "ticket"
+	KindOrg    Kind = "org"
+)
+
+// Kinds lists every Kind, in the order commands print them.
+var Kinds = []Kind{KindEvent, KindTicket, KindOrg}
+
+// ParseKind accepts a Kind's name or its job kind ("event" or
+// "stripe_sync_event"). Returns an error naming the valid kinds otherwise.
+func ParseKind(s string) (Kind, error) {
+	for _, k := range Kinds {
+		if s == string(k) || s == k.JobKind() {
+			return k, nil
+		}
+	}
+	return "", fmt.Errorf("unknown kind %q (want event, ticket or org)", s)
+}
+
+// JobKind is the River job kind that syncs entities of this Kind.
+func (k Kind) JobKind() string { return "stripe_sync_" + string(k) }
+
+// Args returns the job args naming one entity of this Kind.
+func (k Kind) Args(id string) river.JobArgs {
+	switch k {
+	case KindEvent:
+		return EventArgs{EventID: id}
+	case KindTicket:
+		return TicketArgs{TicketID: id}
+	case KindOrg:
+		return OrgArgs{OrganisationID: id}
+	}
+	panic(fmt.Sprintf("outbox: unknown kind %q", string(k)))
+}
+
+func insertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		MaxAttempts: MaxAttempts,
+		Priority:    Priority,
+		Queue:       Queue,
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: UniqueStates},
+	}
+}
+
+// EventArgs names an event whose Product must match its row. Only the id
+// travels: the worker reads the current row.
+type EventArgs struct {
+	EventID string `json:"event_id"`
+}
+
+func (EventArgs) Kind() string                 { return KindEvent.JobKind() }
+func (EventArgs) InsertOpts() river.InsertOpts { return insertOpts() }
+
+// TicketArgs names a ticket type whose Price must match its row.
+type TicketArgs struct {
+	TicketID string `json:"ticket_id"`
+}
+
+func (TicketArgs) Kind() string                 { return KindTicket.JobKind() }
+func (TicketArgs) InsertOpts() river.InsertOpts { return insertOpts() }
+
+// OrgArgs names an organisation whose catalogue must be on its current
+// connected account.
+type OrgArgs struct {
+	OrganisationID string `json:"organisation_id"`
+}
+
+func (OrgArgs) Kind() string                 { return KindOrg.JobKind() }
+func (OrgArgs) InsertOpts() river.InsertOpts { return insertOpts() }

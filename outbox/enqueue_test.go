@@ -1,0 +1,214 @@
+package outbox_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/outbox"
+)
+
+const orgID = "0a000000-0000-4000-8000-0000000000aa"
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	client *river.Client[pgx.Tx]
+}
+
+func setup(t *testing.T) *testBundle {
+	t.Helper()
+	pool := testdb.New(t)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	require.NoError(t, err)
+	_, err = pool.Exec(context.Background(),
+		`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', 'acct_test')`, orgID)
+	require.NoError(t, err)
+	return &testBundle{pool: pool, client: client}
+}
+
+func eventID(n int) string { return fmt.Sprintf("0e000000-0000-4000-8000-%012d", n) }
+
+func jobRows(t *testing.T, pool *pgxpool.Pool, kind string) []*rivertype.JobRow {
+	t.Helper()
+	rows, err := pool.Query(context.Background(),
+		`SELECT id, args, kind, max_attempts, priority, queue, state, tags, metadata FROM river_job WHERE kind = $1 ORDER BY id`, kind)
+	require.NoError(t, err)
+	defer rows.Close()
+	var jobs []*rivertype.JobRow
+	for rows.Next() {
+		j := &rivertype.JobRow{}
+		var state string
+		require.NoError(t, rows.Scan(&j.ID, &j.EncodedArgs, &j.Kind, &j.MaxAttempts, &j.Priority, &j.Queue, &state, &j.Tags, &j.Metadata))
+		j.State = rivertype.JobState(state)
+		jobs = append(jobs, j)
+	}
+	require.NoError(t, rows.Err())
+	return jobs
+}
+
+func TestTrigger_insert(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("RolledBackInsertLeavesNoJob", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		tx, err := bundle.pool.Begin(ctx)
+		require.NoError(t, err)
+		_, err = tx.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Rolled back')`, eventID(1), orgID)
+		require.NoError(t, err)
+		require.Len(t, jobRowsTx(t, tx, "stripe_sync_event"), 1, "the trigger must insert inside the transaction")
+		require.NoError(t, tx.Rollback(ctx))
+		require.Empty(t, jobRows(t, bundle.pool, "stripe_sync_event"))
+	})
+
+	t.Run("CommittedInsertLeavesOneJobNamingTheEvent", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Committed')`, eventID(2), orgID)
+		require.NoError(t, err)
+		jobs := jobRows(t, bundle.pool, "stripe_sync_event")
+		require.Len(t, jobs, 1)
+		require.JSONEq(t, fmt.Sprintf(`{"event_id": %q}`, eventID(2)), string(jobs[0].EncodedArgs))
+		require.Equal(t, rivertype.JobStateAvailable, jobs[0].State)
+		require.Equal(t, outbox.Queue, jobs[0].Queue)
+	})
+
+	t.Run("HundredUpdatesLeaveOneWaitingJob", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'v0')`, eventID(3), orgID)
+		require.NoError(t, err)
+		for i := 1; i <= 100; i++ {
+			_, err := bundle.pool.Exec(ctx, `UPDATE events SET title = $2 WHERE event_id = $1`, eventID(3), fmt.Sprintf("v%d", i))
+			require.NoError(t, err)
+		}
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+
+		var wanted int64
+		require.NoError(t, bundle.pool.QueryRow(ctx,
+			`SELECT wanted_version FROM stripe_sync_state WHERE entity_type = 'event' AND entity_id = $1`, eventID(3)).Scan(&wanted))
+		require.Equal(t, int64(101), wanted, "every committed change is recorded")
+
+		results := enqueue(t, bundle, outbox.Entity{Kind: outbox.KindEvent, ID: eventID(3)})
+		require.True(t, results[0].Duplicate)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+	})
+
+	t.Run("WorkerWriteBackDoesNotEnqueue", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'x')`, eventID(4), orgID)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job`)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `UPDATE events SET stripe_product_id = 'prod_x' WHERE event_id = $1`, eventID(4))
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `UPDATE events SET title = 'x' WHERE event_id = $1`, eventID(4))
+		require.NoError(t, err)
+		require.Empty(t, jobRows(t, bundle.pool, "stripe_sync_event"), "neither the write-back nor a no-change update may enqueue")
+
+		_, err = bundle.pool.Exec(ctx, `DELETE FROM events WHERE event_id = $1`, eventID(4))
+		require.NoError(t, err)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1, "a delete enqueues")
+	})
+}
+
+func jobRowsTx(t *testing.T, tx pgx.Tx, kind string) []int64 {
+	t.Helper()
+	rows, err := tx.Query(context.Background(), `SELECT id FROM river_job WHERE kind = $1`, kind)
+	require.NoError(t, err)
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	require.NoError(t, err)
+	return ids
+}
+
+func enqueue(t *testing.T, bundle *testBundle, entities ...outbox.Entity) []outbox.Result {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := bundle.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx) //nolint:errcheck
+	results, err := outbox.Enqueue(ctx, bundle.client, tx, entities...)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	return results
+}
+
+// TestTrigger_matchesRiver pins the SQL enqueue function to River's own
+// insert: if a River upgrade changes how it computes unique keys or bitmasks,
+// trigger inserts would stop collapsing into River's, and this fails.
+func TestTrigger_matchesRiver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	for _, kind := range outbox.Kinds {
+		t.Run(string(kind), func(t *testing.T) {
+			t.Parallel()
+			bundle := setup(t)
+			id := "5e5e5e5e-0000-4000-8000-00000000abcd"
+
+			// River's row for the entity.
+			results := enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
+			require.False(t, results[0].Duplicate)
+			river := rawJob(t, bundle.pool, results[0].JobID)
+
+			// The same entity through the SQL function, as a trigger calls it:
+			// it must collapse into River's job rather than insert a second.
+			_, err := bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
+				kind.JobKind(), string(kind), idField(kind), id)
+			require.NoError(t, err)
+			var count int
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&count))
+			require.Equal(t, 1, count, "the trigger's insert must deduplicate against River's")
+
+			// With River's row gone, the trigger's own row must equal it in
+			// every column River reads.
+			_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job`)
+			require.NoError(t, err)
+			_, err = bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
+				kind.JobKind(), string(kind), idField(kind), id)
+			require.NoError(t, err)
+			var triggerJobID int64
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT id FROM river_job`).Scan(&triggerJobID))
+			trigger := rawJob(t, bundle.pool, triggerJobID)
+			trigger["id"], river["id"] = nil, nil
+			require.Equal(t, river, trigger)
+
+			// And River's client must see the trigger's job as a duplicate.
+			results = enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
+			require.True(t, results[0].Duplicate)
+			require.Equal(t, triggerJobID, results[0].JobID)
+		})
+	}
+}
+
+func idField(k outbox.Kind) string {
+	switch k {
+	case outbox.KindEvent:
+		return "event_id"
+	case outbox.KindTicket:
+		return "ticket_id"
+	}
+	return "organisation_id"
+}
+
+func rawJob(t *testing.T, pool *pgxpool.Pool, id int64) map[string]any {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `
+		SELECT id, args, kind, max_attempts, metadata, priority, queue, state::text, tags,
+		       encode(unique_key, 'hex') AS unique_key, unique_states::text AS unique_states
+		FROM river_job WHERE id = $1`, id)
+	require.NoError(t, err)
+	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToMap)
+	require.NoError(t, err)
+	return row
+}
