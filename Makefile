@@ -1,0 +1,37 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DEV_PG := .tmp/pg
+
+.PHONY: help build test test/short lint demo db/start db/stop clean
+
+help: ## List targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## Build bin/syncctl
+	go build -o bin/syncctl ./cmd/syncctl
+
+test: ## Run all tests with -race against a throwaway PostgreSQL (or DATABASE_URL)
+	.ci/with-pg.sh go test -race -count=1 -timeout 9m ./...
+
+test/short: ## Same as test, without -race (quicker)
+	.ci/with-pg.sh go test -count=1 -timeout 9m ./...
+
+lint: ## gofmt, go vet, staticcheck
+	@files=$$(git ls-files --cached --others --exclude-standard '*.go'); \
+	bad=$$([[ -z $$files ]] || gofmt -l $$files); \
+	if [[ -n $$bad ]]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
+	go vet ./...
+	go tool staticcheck ./...
+
+demo: ## Run the end-to-end demo (throwaway PostgreSQL unless DATABASE_URL is set)
+	.ci/with-pg.sh .ci/demo.sh
+
+db/start: ## Start a persistent dev PostgreSQL under .tmp/pg and print the URL
+	@url=$$(.ci/pg.sh start $(DEV_PG)) && echo "export DATABASE_URL='$$url'"
+
+db/stop: ## Stop the dev PostgreSQL and remove .tmp/pg
+	.ci/pg.sh stop $(DEV_PG)
+
+clean: ## Remove build and test output
+	rm -rf bin coverage.out cover.out coverage.html *.coverprofile

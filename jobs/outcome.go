@@ -1,0 +1,79 @@
+package jobs
+
+import (
+	"errors"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
+)
+
+// Log statuses, as stripe_sync_log.status holds them.
+const (
+	StatusSuccess = "success"
+	StatusFailed  = "failed"
+	StatusSkipped = "skipped"
+)
+
+// Actions, as stripe_sync_log.action holds them.
+const (
+	ActionCreate    = "create"
+	ActionUpdate    = "update"
+	ActionArchive   = "archive"
+	ActionDelete    = "delete"
+	ActionUnchanged = "unchanged"
+	ActionSync      = "sync"
+)
+
+// fingerprintArchived marks an object the sync archived because its row went
+// away; any live row's fingerprint differs from it.
+const fingerprintArchived = "archived"
+
+// outcome is what one reconcile round decided and did. It becomes one
+// stripe_sync_log row, an update of stripe_sync_state, and the River result.
+type outcome struct {
+	// version is the entity's wanted_version when its row was read: the
+	// change this round acted on.
+	version int64
+	action  string
+	status  string
+	// account and objectID are what the log row names.
+	account  string
+	objectID string
+	// pushed is set when Stripe now matches fingerprint: stripe_sync_state
+	// records account, objectID and fingerprint.
+	pushed      bool
+	fingerprint string
+	parentID    string
+	// writeBack, when set, is the host row's stripe id column to update.
+	writeBack *writeBack
+	message   string
+	err       error
+}
+
+type writeBack struct {
+	sql string
+	id  string
+	val string
+}
+
+func (o *outcome) succeed(action, account, objectID, fp string) *outcome {
+	o.action, o.status = action, StatusSuccess
+	o.account, o.objectID = account, objectID
+	o.pushed, o.fingerprint = true, fp
+	return o
+}
+
+func (o *outcome) skip(action, reason string) *outcome {
+	o.action, o.status, o.message = action, StatusSkipped, reason
+	return o
+}
+
+func (o *outcome) fail(action string, err error) *outcome {
+	o.action, o.status, o.err, o.message = action, StatusFailed, err, err.Error()
+	return o
+}
+
+// permanent reports whether retrying cannot help until the row changes.
+func (o *outcome) permanent() bool {
+	var dataErr *DataError
+	return o.err != nil && (errors.As(o.err, &dataErr) || stripeclient.IsClass(o.err, stripeclient.ClassInvalid))
+}

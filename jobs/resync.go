@@ -1,0 +1,83 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/lodgetix/stripe-sync/outbox"
+)
+
+// ResyncArgs is the periodic job that re-enqueues entities whose latest
+// committed change no job has handled.
+type ResyncArgs struct{}
+
+func (ResyncArgs) Kind() string { return "stripe_sync_resync" }
+
+func (ResyncArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{
+		Queue:       outbox.Queue,
+		MaxAttempts: 3,
+		UniqueOpts:  river.UniqueOpts{ByState: outbox.UniqueStates},
+	}
+}
+
+// ResyncWorker catches the one change a job's end can miss: a change that
+// commits while a job is being cancelled or discarded collapses into that
+// job (River dedupes against running jobs) and River finalises it after Work
+// returns, outside our transaction. Such an entity has wanted_version past
+// handled_version and no waiting job; this re-enqueues it. Successful jobs
+// never need it: they complete in the transaction that checks the version.
+type ResyncWorker struct {
+	river.WorkerDefaults[ResyncArgs]
+	deps *Deps
+}
+
+// Work enqueues every unhandled entity; River's uniqueness drops those whose
+// job is still waiting or running.
+func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) error {
+	rows, err := w.deps.Pool.Query(ctx, `
+		SELECT entity_type, entity_id::text FROM stripe_sync_state
+		WHERE wanted_version > handled_version
+		LIMIT 10000`)
+	if err != nil {
+		return fmt.Errorf("find unhandled entities: %w", err)
+	}
+	var params []river.InsertManyParams
+	for rows.Next() {
+		var kind, id string
+		if err := rows.Scan(&kind, &id); err != nil {
+			rows.Close()
+			return err
+		}
+		k, err := outbox.ParseKind(kind)
+		if err != nil {
+			continue
+		}
+		params = append(params, river.InsertManyParams{Args: k.Args(id)})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(params) == 0 {
+		return nil
+	}
+	client := river.ClientFromContext[pgx.Tx](ctx)
+	results, err := client.InsertMany(ctx, params)
+	if err != nil {
+		return fmt.Errorf("re-enqueue: %w", err)
+	}
+	fresh := 0
+	for _, r := range results {
+		if !r.UniqueSkippedAsDuplicate {
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		w.deps.Logger.Info("resync re-enqueued entities whose last change no job handled", "count", fresh)
+	}
+	return nil
+}

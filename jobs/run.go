@@ -1,0 +1,213 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/lodgetix/stripe-sync/outbox"
+	"github.com/lodgetix/stripe-sync/stripeclient"
+)
+
+// maxRoundsPerAttempt bounds how often one attempt re-syncs an entity that
+// keeps changing under it before handing back to River with a snooze.
+const maxRoundsPerAttempt = 3
+
+// MaxSnoozes caps how often a job may snooze: River's snooze consumes no
+// attempt, so without a cap an entity changing forever (or a 429 storm)
+// would keep a job alive forever. Past the cap a round uses up an attempt.
+const MaxSnoozes = 50
+
+// entityRef names the entity a job is about.
+type entityRef struct {
+	kind outbox.Kind
+	id   string
+}
+
+// reconcileFunc reads the entity inside tx (which holds the entity's lock)
+// and makes Stripe match it. A returned error is a database failure: the
+// round is abandoned without a log row and River retries.
+type reconcileFunc func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error)
+
+type runner struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// run drives reconcile rounds for one job until the entity is in step with
+// its latest committed change, then completes the job in the same transaction
+// that checked for that change.
+func run[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref entityRef, reconcile reconcileFunc) error {
+	logger := r.logger.With(
+		slog.Int64("job_id", job.ID), slog.String("kind", job.Kind),
+		slog.String("entity_id", ref.id), slog.Int("attempt", job.Attempt))
+
+	for round := 1; ; round++ {
+		start := r.now()
+		tx, err := r.pool.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		done, result, err := runRound(ctx, r, tx, job, ref, reconcile, logger, start)
+		if err != nil {
+			_ = tx.Rollback(ctx)
+			return err
+		}
+		if done {
+			return result
+		}
+		if round >= maxRoundsPerAttempt {
+			if snoozes(job.Metadata) >= MaxSnoozes {
+				return fmt.Errorf("%s %s changed during %d consecutive syncs; retrying with backoff", ref.kind, ref.id, MaxSnoozes)
+			}
+			logger.Info("entity keeps changing; snoozing")
+			return river.JobSnooze(0)
+		}
+		logger.Debug("entity changed while syncing; syncing again")
+	}
+}
+
+// runRound runs one reconcile round and commits it. done is false when a
+// change committed during the round, so another round must follow; result is
+// then the River result to return.
+func runRound[T river.JobArgs](ctx context.Context, r *runner, tx pgx.Tx, job *river.Job[T], ref entityRef,
+	reconcile reconcileFunc, logger *slog.Logger, start time.Time,
+) (done bool, result error, err error) {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey(ref.kind, ref.id)); err != nil {
+		return false, nil, fmt.Errorf("lock %s %s: %w", ref.kind, ref.id, err)
+	}
+	o, err := reconcile(ctx, tx, logger)
+	if err != nil {
+		return false, nil, err
+	}
+	logger = logger.With(slog.String("account", o.account))
+
+	finalAttempt := job.Attempt >= job.MaxAttempts
+	terminal := o.err == nil || o.permanent() || finalAttempt
+	wanted, err := record(ctx, tx, job.JobRow, ref, o, terminal, r.now().Sub(start))
+	if err != nil {
+		return false, nil, err
+	}
+	current := wanted <= o.version
+
+	logOutcome(logger, o)
+	switch {
+	case o.err != nil && !o.permanent():
+		// River retries; a retried attempt reads the row afresh, so a change
+		// that committed meanwhile is not lost.
+		if err := tx.Commit(ctx); err != nil {
+			return false, nil, fmt.Errorf("commit: %w", err)
+		}
+		return true, retryResult(o.err, snoozes(job.Metadata)), nil
+	case !current:
+		if err := tx.Commit(ctx); err != nil {
+			return false, nil, fmt.Errorf("commit: %w", err)
+		}
+		return false, nil, nil
+	case o.err != nil:
+		if err := tx.Commit(ctx); err != nil {
+			return false, nil, fmt.Errorf("commit: %w", err)
+		}
+		return true, river.JobCancel(o.err), nil
+	default:
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+			return false, nil, fmt.Errorf("complete job: %w", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return false, nil, fmt.Errorf("commit: %w", err)
+		}
+		return true, nil, nil
+	}
+}
+
+// retryResult turns a transient failure into River's result: a rate limit
+// waits without using up an attempt.
+func retryResult(err error, snoozed int) error {
+	if stripeclient.IsClass(err, stripeclient.ClassRateLimited) && snoozed < MaxSnoozes {
+		wait := time.Second
+		if se, ok := err.(*stripeclient.Error); ok && se.RetryAfter > 0 {
+			wait = se.RetryAfter
+		}
+		return river.JobSnooze(wait)
+	}
+	return err
+}
+
+// record writes the round's log row and state, and returns the entity's
+// wanted_version read under its row lock: if it moved past o.version, a
+// change committed while this round ran.
+func record(ctx context.Context, tx pgx.Tx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
+	batch := &pgx.Batch{}
+	if o.writeBack != nil {
+		batch.Queue(o.writeBack.sql, o.writeBack.id, o.writeBack.val)
+	}
+	var wanted int64
+	batch.Queue(`
+		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
+			stripe_object_id, fingerprint, synced_at, handled_version)
+		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END)
+		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+			parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
+			connected_account_id = CASE WHEN $9 THEN EXCLUDED.connected_account_id ELSE s.connected_account_id END,
+			stripe_object_id = CASE WHEN $9 THEN EXCLUDED.stripe_object_id ELSE s.stripe_object_id END,
+			fingerprint = CASE WHEN $9 THEN EXCLUDED.fingerprint ELSE s.fingerprint END,
+			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
+			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END
+		RETURNING wanted_version`,
+		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
+		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed,
+	).QueryRow(func(row pgx.Row) error { return row.Scan(&wanted) })
+	batch.Queue(`
+		INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action,
+			status, error_message, job_id, attempt, duration_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		string(ref.kind), ref.id, nullIfEmpty(o.objectID), nullIfEmpty(o.account), o.action,
+		o.status, nullIfEmpty(o.message), job.ID, job.Attempt, took.Milliseconds())
+	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		return 0, fmt.Errorf("record outcome: %w", err)
+	}
+	return wanted, nil
+}
+
+func logOutcome(logger *slog.Logger, o *outcome) {
+	attrs := []any{slog.String("action", o.action), slog.String("status", o.status)}
+	if o.objectID != "" {
+		attrs = append(attrs, slog.String("stripe_object_id", o.objectID))
+	}
+	switch {
+	case o.err != nil && stripeclient.IsClass(o.err, stripeclient.ClassAuth):
+		logger.Error("stripe rejected our credentials or the connected account; fix configuration", append(attrs, slog.String("error", o.message))...)
+	case o.err != nil:
+		logger.Warn("sync failed", append(attrs, slog.String("error", o.message))...)
+	case o.status == StatusSkipped:
+		logger.Info("sync skipped", append(attrs, slog.String("reason", o.message))...)
+	default:
+		logger.Info("synced", attrs...)
+	}
+}
+
+func lockKey(kind outbox.Kind, id string) string { return "stripe_sync:" + string(kind) + ":" + id }
+
+func snoozes(metadata []byte) int {
+	var m struct {
+		Snoozes int `json:"snoozes"`
+	}
+	_ = json.Unmarshal(metadata, &m)
+	return m.Snoozes
+}
+
+func nullIfEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
