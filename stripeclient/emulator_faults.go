@@ -1,0 +1,269 @@
+package stripeclient
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// FaultKind is what an injected Fault does to a request.
+type FaultKind string
+
+const (
+	// FaultError500 answers 500 api_error before anything is written.
+	FaultError500 FaultKind = "error_500"
+	// FaultResponseLost performs the request fully (a write is applied and
+	// its idempotent result stored), then breaks the connection before the
+	// response is complete, so the client sees a network error.
+	FaultResponseLost FaultKind = "response_lost"
+	// FaultRateLimit answers 429 with Stripe's rate_limit error and a
+	// Retry-After header, before anything is written.
+	FaultRateLimit FaultKind = "rate_limit"
+	// FaultLatency delays the request by Fault.Latency (or a random duration
+	// between Latency and LatencyMax), then handles it normally. It combines
+	// with one other kind of fault on the same request.
+	FaultLatency FaultKind = "latency"
+)
+
+func (k FaultKind) valid() bool {
+	switch k {
+	case FaultError500, FaultResponseLost, FaultRateLimit, FaultLatency:
+		return true
+	}
+	return false
+}
+
+// Fault is a failure the Emulator injects into matching API requests.
+// Faults are consulted in the order they were added; a request gets at most
+// one FaultLatency and at most one other fault, each from the first matching
+// Fault of its category that applies.
+type Fault struct {
+	// Kind is what the fault does. An Emulator ignores a Fault of an
+	// unknown Kind.
+	Kind FaultKind
+	// Method matches the request method (case-insensitive). Defaults to any.
+	Method string
+	// PathPrefix matches the start of the request path, for example
+	// "/v1/products". Defaults to any.
+	PathPrefix string
+	// Account matches the Stripe-Account header exactly. Defaults to any
+	// account, the platform included.
+	Account string
+	// Times is how many matching requests the fault applies to before it
+	// is used up. Defaults to 0, which applies it until ClearFaults.
+	Times int
+	// Probability is the fraction of matching requests the fault applies
+	// to, drawn from a source seeded with EmulatorOptions.Seed. Defaults to
+	// 0, which applies it to every matching request.
+	Probability float64
+	// Latency is FaultLatency's delay.
+	Latency time.Duration
+	// LatencyMax, when greater than Latency, makes FaultLatency's delay a
+	// random duration between Latency and LatencyMax.
+	LatencyMax time.Duration
+	// RetryAfter is the Retry-After header of FaultRateLimit, rounded up to
+	// whole seconds. Defaults to one second.
+	RetryAfter time.Duration
+}
+
+// emuFaultWire is Fault's JSON form on the control surface.
+type emuFaultWire struct {
+	Kind         FaultKind `json:"kind"`
+	Method       string    `json:"method,omitempty"`
+	PathPrefix   string    `json:"path_prefix,omitempty"`
+	Account      string    `json:"account,omitempty"`
+	Times        int       `json:"times,omitempty"`
+	Probability  float64   `json:"probability,omitempty"`
+	LatencyMS    int64     `json:"latency_ms,omitempty"`
+	LatencyMaxMS int64     `json:"latency_max_ms,omitempty"`
+	RetryAfterS  int64     `json:"retry_after_s,omitempty"`
+}
+
+// MarshalJSON encodes f with snake_case names and durations as latency_ms,
+// latency_max_ms and retry_after_s.
+func (f Fault) MarshalJSON() ([]byte, error) {
+	return json.Marshal(emuFaultWire{
+		Kind:         f.Kind,
+		Method:       f.Method,
+		PathPrefix:   f.PathPrefix,
+		Account:      f.Account,
+		Times:        f.Times,
+		Probability:  f.Probability,
+		LatencyMS:    f.Latency.Milliseconds(),
+		LatencyMaxMS: f.LatencyMax.Milliseconds(),
+		RetryAfterS:  int64((f.RetryAfter + time.Second - 1) / time.Second),
+	})
+}
+
+// UnmarshalJSON decodes the form MarshalJSON writes. Returns an error for an
+// unknown field or Kind, a negative Times, or a Probability outside [0, 1].
+func (f *Fault) UnmarshalJSON(b []byte) error {
+	var w emuFaultWire
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return fmt.Errorf("decode fault: %w", err)
+	}
+	*f = Fault{
+		Kind:        w.Kind,
+		Method:      w.Method,
+		PathPrefix:  w.PathPrefix,
+		Account:     w.Account,
+		Times:       w.Times,
+		Probability: w.Probability,
+		Latency:     time.Duration(w.LatencyMS) * time.Millisecond,
+		LatencyMax:  time.Duration(w.LatencyMaxMS) * time.Millisecond,
+		RetryAfter:  time.Duration(w.RetryAfterS) * time.Second,
+	}
+	return f.validate()
+}
+
+func (f Fault) validate() error {
+	switch {
+	case !f.Kind.valid():
+		return fmt.Errorf("unknown fault kind %q", f.Kind)
+	case f.Times < 0:
+		return fmt.Errorf("fault times %d is negative", f.Times)
+	case f.Probability < 0 || f.Probability > 1:
+		return fmt.Errorf("fault probability %v is outside [0, 1]", f.Probability)
+	case f.Latency < 0 || f.LatencyMax < 0 || f.RetryAfter < 0:
+		return fmt.Errorf("fault durations must not be negative")
+	}
+	return nil
+}
+
+// emuActiveFault is an added Fault with its remaining uses.
+type emuActiveFault struct {
+	Fault
+	remaining int
+}
+
+func (f *emuActiveFault) matches(method, path, account string) bool {
+	return (f.Method == "" || strings.EqualFold(f.Method, method)) &&
+		strings.HasPrefix(path, f.PathPrefix) &&
+		(f.Account == "" || f.Account == account)
+}
+
+// AddFault appends f to the faults consulted for every API request (not the
+// /_emulator/ control routes). A Fault of an unknown Kind is ignored.
+func (e *Emulator) AddFault(f Fault) {
+	if err := f.validate(); err != nil {
+		e.logger.Warn("stripe emulator: ignoring invalid fault", "error", err)
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = append(e.faults, &emuActiveFault{Fault: f, remaining: f.Times})
+}
+
+// ClearFaults removes every fault. FaultsInjected keeps its counts.
+func (e *Emulator) ClearFaults() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults = nil
+}
+
+// FaultsInjected returns how many requests each kind of fault was applied
+// to, requests refused by SetRateLimit counted under FaultRateLimit.
+func (e *Emulator) FaultsInjected() map[FaultKind]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[FaultKind]int, len(e.injected))
+	for k, v := range e.injected {
+		out[k] = v
+	}
+	return out
+}
+
+// SetRateLimit refuses, with 429 rate_limit, any API request that would make
+// more than perSecond requests admitted within one sliding second (by the
+// Emulator's Clock). Refused requests do not count towards the window. 0
+// turns the limit off, which is the default.
+func (e *Emulator) SetRateLimit(perSecond int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ratePerSecond = max(perSecond, 0)
+	e.rateWindow = nil
+}
+
+// pickFaults chooses the faults for one request and uses them up. The
+// caller holds e.mu.
+func (e *Emulator) pickFaults(method, path, account string) (latency, other *Fault) {
+	kept := e.faults[:0]
+	for _, f := range e.faults {
+		applied := false
+		isLatency := f.Kind == FaultLatency
+		if ((isLatency && latency == nil) || (!isLatency && other == nil)) && f.matches(method, path, account) &&
+			(f.Probability == 0 || e.rng.Float64() < f.Probability) {
+			applied = true
+			picked := f.Fault
+			if isLatency {
+				latency = &picked
+			} else {
+				other = &picked
+			}
+			e.injected[f.Kind]++
+		}
+		if applied && f.Times > 0 {
+			f.remaining--
+			if f.remaining <= 0 {
+				continue
+			}
+		}
+		kept = append(kept, f)
+	}
+	for i := len(kept); i < len(e.faults); i++ {
+		e.faults[i] = nil
+	}
+	e.faults = kept
+	return latency, other
+}
+
+// latencyOf returns the delay of a FaultLatency. The caller holds e.mu.
+func (e *Emulator) latencyOf(f *Fault) time.Duration {
+	d := f.Latency
+	if f.LatencyMax > f.Latency {
+		d += time.Duration(e.rng.Int64N(int64(f.LatencyMax - f.Latency + 1)))
+	}
+	return d
+}
+
+// admitRate applies SetRateLimit's sliding window and reports whether the
+// request may proceed. The caller holds e.mu.
+func (e *Emulator) admitRate(now time.Time) bool {
+	if e.ratePerSecond <= 0 {
+		return true
+	}
+	cutoff := now.Add(-time.Second)
+	keep := e.rateWindow[:0]
+	for _, t := range e.rateWindow {
+		if t.After(cutoff) {
+			keep = append(keep, t)
+		}
+	}
+	e.rateWindow = keep
+	if len(e.rateWindow) >= e.ratePerSecond {
+		e.injected[FaultRateLimit]++
+		return false
+	}
+	e.rateWindow = append(e.rateWindow, now)
+	return true
+}
+
+func emuErrRateLimited() *emuError {
+	return &emuError{
+		status:  429,
+		typ:     "invalid_request_error",
+		code:    "rate_limit",
+		message: "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
+	}
+}
+
+func emuErrInjected500() *emuError {
+	return &emuError{
+		status:  500,
+		typ:     "api_error",
+		message: "An unknown error occurred (injected by the Stripe emulator).",
+	}
+}

@@ -1,0 +1,339 @@
+package stripeclient
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// emuError is an error answer in Stripe's shape.
+type emuError struct {
+	status  int
+	typ     string
+	code    string
+	message string
+	param   string
+}
+
+func (e *emuError) body() []byte {
+	type inner struct {
+		Code    string `json:"code,omitempty"`
+		DocURL  string `json:"doc_url,omitempty"`
+		Message string `json:"message"`
+		Param   string `json:"param,omitempty"`
+		Type    string `json:"type"`
+	}
+	in := inner{Code: e.code, Message: e.message, Param: e.param, Type: e.typ}
+	if e.code != "" {
+		in.DocURL = "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(e.code, "_", "-")
+	}
+	return emuJSON(struct {
+		Error inner `json:"error"`
+	}{in})
+}
+
+func emuJSON(v any) []byte {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		// Only the emulator's own types are marshalled; they always encode.
+		panic(fmt.Sprintf("stripe emulator: marshal response: %v", err))
+	}
+	return append(b, '\n')
+}
+
+func emuErrInvalid(code, param, format string, args ...any) *emuError {
+	return &emuError{
+		status:  http.StatusBadRequest,
+		typ:     "invalid_request_error",
+		code:    code,
+		message: fmt.Sprintf(format, args...),
+		param:   param,
+	}
+}
+
+func emuErrMissing(param string) *emuError {
+	return emuErrInvalid("parameter_missing", param, "Missing required param: %s.", param)
+}
+
+func emuErrUnknownParam(param string) *emuError {
+	return emuErrInvalid("parameter_unknown", param, "Received unknown parameter: %s", param)
+}
+
+func emuErrEmptyString(param string) *emuError {
+	return emuErrInvalid("parameter_invalid_empty", param,
+		"You passed an empty string for '%[1]s'. We assume empty values are an attempt to unset a parameter; "+
+			"however '%[1]s' cannot be unset. You should remove '%[1]s' from your request or supply a non-empty value.", param)
+}
+
+func emuErrNoSuch(object, param, id string) *emuError {
+	e := emuErrInvalid("resource_missing", param, "No such %s: '%s'", object, id)
+	if param == "id" {
+		e.status = http.StatusNotFound
+	}
+	return e
+}
+
+func emuErrUnrecognizedURL(method, path string) *emuError {
+	return &emuError{
+		status: http.StatusNotFound,
+		typ:    "invalid_request_error",
+		message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs "+
+			"or we can help at https://support.stripe.com/.", method, path),
+	}
+}
+
+// emuForm is a request's parameters in Stripe's bracket encoding: a top-level
+// name is either a scalar (name=v) or carries sub-keys (name[k]=v, name[0]=v,
+// name[]=v). Whether sub-keys are a hash or a list is up to the endpoint.
+type emuForm struct {
+	params map[string]*emuParam
+	// bad holds keys nested deeper than one level, which no modelled
+	// endpoint accepts.
+	bad []string
+}
+
+type emuParam struct {
+	scalar *string
+	subs   []emuSub
+}
+
+type emuSub struct {
+	key   string
+	value string
+}
+
+func parseEmuForm(values url.Values) *emuForm {
+	f := &emuForm{params: map[string]*emuParam{}}
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		vals := values[k]
+		base, sub, hasSub, ok := splitEmuKey(k)
+		if !ok {
+			f.bad = append(f.bad, k)
+			continue
+		}
+		p := f.params[base]
+		if p == nil {
+			p = &emuParam{}
+			f.params[base] = p
+		}
+		if !hasSub {
+			v := vals[len(vals)-1]
+			p.scalar = &v
+			continue
+		}
+		for _, v := range vals {
+			p.subs = append(p.subs, emuSub{key: sub, value: v})
+		}
+	}
+	return f
+}
+
+// splitEmuKey splits "name[sub]" into its parts; ok is false for deeper
+// nesting or a malformed key.
+func splitEmuKey(k string) (base, sub string, hasSub, ok bool) {
+	i := strings.IndexByte(k, '[')
+	if i < 0 {
+		return k, "", false, !strings.ContainsRune(k, ']') && k != ""
+	}
+	base, rest := k[:i], k[i+1:]
+	if base == "" || !strings.HasSuffix(rest, "]") {
+		return "", "", false, false
+	}
+	sub = rest[:len(rest)-1]
+	if strings.ContainsAny(sub, "[]") {
+		return "", "", false, false
+	}
+	return base, sub, true, true
+}
+
+// check rejects any parameter not in allowed, in sorted order so the answer
+// is deterministic.
+func (f *emuForm) check(allowed ...string) *emuError {
+	if len(f.bad) > 0 {
+		return emuErrUnknownParam(f.bad[0])
+	}
+	names := make([]string, 0, len(f.params))
+	for n := range f.params {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		found := false
+		for _, a := range allowed {
+			if n == a {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return emuErrUnknownParam(n)
+		}
+	}
+	return nil
+}
+
+func (f *emuForm) has(name string) bool {
+	_, ok := f.params[name]
+	return ok
+}
+
+// str returns a scalar parameter.
+func (f *emuForm) str(name string) (string, bool, *emuError) {
+	p, ok := f.params[name]
+	if !ok {
+		return "", false, nil
+	}
+	if p.scalar == nil || len(p.subs) > 0 {
+		return "", true, emuErrInvalid("parameter_invalid_string", name, "Invalid string: %s must be a string", name)
+	}
+	return *p.scalar, true, nil
+}
+
+func (f *emuForm) boolean(name string) (bool, bool, *emuError) {
+	s, ok, err := f.str(name)
+	if !ok || err != nil {
+		return false, ok, err
+	}
+	switch s {
+	case "true":
+		return true, true, nil
+	case "false":
+		return false, true, nil
+	}
+	return false, true, emuErrInvalid("", name, "Invalid boolean: %s", s)
+}
+
+func (f *emuForm) integer(name string) (int64, bool, *emuError) {
+	s, ok, err := f.str(name)
+	if !ok || err != nil {
+		return 0, ok, err
+	}
+	n, perr := strconv.ParseInt(s, 10, 64)
+	if perr != nil {
+		return 0, true, emuErrInvalid("parameter_invalid_integer", name, "Invalid integer: %s", s)
+	}
+	return n, true, nil
+}
+
+// list returns an array parameter given as name[0]=..., name[]=... in index
+// order. cleared is true when it was sent as the empty string (name=), which
+// is how Stripe clients empty an array.
+func (f *emuForm) list(name string) (vals []string, present, cleared bool, err *emuError) {
+	p, ok := f.params[name]
+	if !ok {
+		return nil, false, false, nil
+	}
+	if p.scalar != nil {
+		if *p.scalar == "" && len(p.subs) == 0 {
+			return nil, true, true, nil
+		}
+		return nil, true, false, emuErrInvalid("parameter_invalid_array", name, "Invalid array")
+	}
+	type item struct {
+		idx   int
+		order int
+		value string
+	}
+	items := make([]item, 0, len(p.subs))
+	for i, s := range p.subs {
+		idx := int(^uint(0) >> 1)
+		if s.key != "" {
+			n, perr := strconv.Atoi(s.key)
+			if perr != nil || n < 0 {
+				return nil, true, false, emuErrInvalid("parameter_invalid_array", name, "Invalid array")
+			}
+			idx = n
+		}
+		items = append(items, item{idx: idx, order: i, value: s.value})
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].idx != items[j].idx {
+			return items[i].idx < items[j].idx
+		}
+		return items[i].order < items[j].order
+	})
+	for _, it := range items {
+		vals = append(vals, it.value)
+	}
+	return vals, true, false, nil
+}
+
+// hash returns a hash parameter given as name[key]=value. cleared is true
+// when it was sent as the empty string (name=), which unsets every key.
+func (f *emuForm) hash(name string) (vals map[string]string, present, cleared bool, err *emuError) {
+	p, ok := f.params[name]
+	if !ok {
+		return nil, false, false, nil
+	}
+	if p.scalar != nil {
+		if *p.scalar == "" && len(p.subs) == 0 {
+			return nil, true, true, nil
+		}
+		return nil, true, false, emuErrInvalid("parameter_invalid_hash", name, "Invalid hash")
+	}
+	vals = make(map[string]string, len(p.subs))
+	for _, s := range p.subs {
+		vals[s.key] = s.value
+	}
+	return vals, true, false, nil
+}
+
+const (
+	emuMetadataMaxKeys     = 50
+	emuMetadataMaxKeyLen   = 40
+	emuMetadataMaxValueLen = 500
+)
+
+// emuMergeMetadata applies a metadata parameter to existing: an empty value
+// deletes its key, "metadata=" deletes every key, other keys merge. Lengths
+// are counted in characters (runes).
+func emuMergeMetadata(existing, given map[string]string, cleared bool) (map[string]string, *emuError) {
+	out := map[string]string{}
+	if !cleared {
+		for k, v := range existing {
+			out[k] = v
+		}
+	}
+	keys := make([]string, 0, len(given))
+	for k := range given {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := given[k]
+		if k == "" {
+			return nil, emuErrInvalid("", "metadata", "Invalid metadata: metadata keys must not be empty.")
+		}
+		if n := utf8.RuneCountInString(k); n > emuMetadataMaxKeyLen {
+			return nil, emuErrInvalid("", "metadata",
+				"Invalid metadata: metadata keys can be a maximum of %d characters, but '%s' is %d characters.",
+				emuMetadataMaxKeyLen, k, n)
+		}
+		if n := utf8.RuneCountInString(v); n > emuMetadataMaxValueLen {
+			return nil, emuErrInvalid("", "metadata",
+				"Invalid metadata: metadata values can be a maximum of %d characters, but the value for '%s' is %d characters.",
+				emuMetadataMaxValueLen, k, n)
+		}
+		if v == "" {
+			delete(out, k)
+			continue
+		}
+		out[k] = v
+	}
+	if len(out) > emuMetadataMaxKeys {
+		return nil, emuErrInvalid("", "metadata",
+			"Invalid metadata: metadata can have up to %d keys, but this object would have %d keys.",
+			emuMetadataMaxKeys, len(out))
+	}
+	return out, nil
+}
