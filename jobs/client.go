@@ -106,6 +106,8 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EventWorker{deps: deps})
+	river.AddWorker(workers, &TicketWorker{deps: deps})
+	river.AddWorker(workers, &OrgWorker{deps: deps})
 	river.AddWorker(workers, &ResyncWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{

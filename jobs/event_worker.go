@@ -28,11 +28,22 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 	}
 	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindEvent, id},
 		func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error) {
+			if err := lock(ctx, tx, outbox.KindEvent, id); err != nil {
+				return nil, err
+			}
 			ev, st, err := loadEvent(ctx, tx, id)
 			if err != nil {
 				return nil, err
 			}
-			return w.deps.syncProduct(ctx, tx, id, ev, st, logger), nil
+			o := w.deps.syncProduct(ctx, tx, id, ev, st, logger)
+			if o.action == ActionCreate && o.err == nil {
+				// A Product new on this account (first sync, a fixed title,
+				// a new connected account): the tickets follow it there.
+				if err := enqueueTicketsOffAccount(ctx, tx, id, o.account); err != nil {
+					return nil, err
+				}
+			}
+			return o, nil
 		})
 }
 
@@ -196,8 +207,8 @@ func (d *Deps) archiveEventPrices(ctx context.Context, tx pgx.Tx, eventID, scope
 		return fmt.Errorf("find the event's prices: %w", err)
 	}
 	for _, p := range prices {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey(outbox.KindTicket, p.ticketID)); err != nil {
-			return fmt.Errorf("lock ticket %s: %w", p.ticketID, err)
+		if err := lock(ctx, tx, outbox.KindTicket, p.ticketID); err != nil {
+			return err
 		}
 		call := stripeclient.Call{Account: p.account, IdempotencyScope: scope}
 		if _, err := d.Stripe.ArchivePrice(ctx, call, p.priceID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
@@ -212,4 +223,27 @@ func (d *Deps) archiveEventPrices(ctx context.Context, tx pgx.Tx, eventID, scope
 		logger.Debug("archived the deleted event's price", slog.String("price", p.priceID))
 	}
 	return nil
+}
+
+// enqueueTicketsOffAccount enqueues the event's tickets whose Price is not
+// recorded on account, inside tx, through River's client (deduplicated
+// against their waiting jobs).
+func enqueueTicketsOffAccount(ctx context.Context, tx pgx.Tx, eventID, account string) error {
+	rows, err := tx.Query(ctx, `
+		SELECT t.id::text FROM event_tickets t
+		LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
+		WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2`, eventID, account)
+	if err != nil {
+		return fmt.Errorf("find the event's tickets: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	entities := make([]outbox.Entity, len(ids))
+	for i, id := range ids {
+		entities[i] = outbox.Entity{Kind: outbox.KindTicket, ID: id}
+	}
+	_, err = outbox.Enqueue(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...)
+	return err
 }

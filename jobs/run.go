@@ -32,8 +32,8 @@ type entityRef struct {
 	id   string
 }
 
-// reconcileFunc reads the entity inside tx (which holds the entity's lock)
-// and makes Stripe match it. A returned error is a database failure: the
+// reconcileFunc takes the entity's lock in tx, reads the entity and makes
+// Stripe match it. A returned error is a database failure: the
 // round is abandoned without a log row and River retries.
 type reconcileFunc func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error)
 
@@ -82,9 +82,6 @@ func run[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref
 func runRound[T river.JobArgs](ctx context.Context, r *runner, tx pgx.Tx, job *river.Job[T], ref entityRef,
 	reconcile reconcileFunc, logger *slog.Logger, start time.Time,
 ) (done bool, result error, err error) {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey(ref.kind, ref.id)); err != nil {
-		return false, nil, fmt.Errorf("lock %s %s: %w", ref.kind, ref.id, err)
-	}
 	o, err := reconcile(ctx, tx, logger)
 	if err != nil {
 		return false, nil, err
@@ -196,6 +193,15 @@ func logOutcome(logger *slog.Logger, o *outcome) {
 }
 
 func lockKey(kind outbox.Kind, id string) string { return "stripe_sync:" + string(kind) + ":" + id }
+
+// lock takes the entity's advisory lock until tx ends. Jobs that need
+// several take an event's before its tickets'.
+func lock(ctx context.Context, tx pgx.Tx, kind outbox.Kind, id string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey(kind, id)); err != nil {
+		return fmt.Errorf("lock %s %s: %w", kind, id, err)
+	}
+	return nil
+}
 
 func snoozes(metadata []byte) int {
 	var m struct {

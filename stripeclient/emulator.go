@@ -70,11 +70,14 @@ type RecordedRequest struct {
 	// RequestID is the Request-Id header of the response.
 	RequestID string `json:"request_id"`
 	// Time is when the request arrived, by the Emulator's Clock.
-	Time   time.Time `json:"time"`
-	Method string    `json:"method"`
-	Path   string    `json:"path"`
+	Time time.Time `json:"time"`
+	// Method is the HTTP method, for example "POST".
+	Method string `json:"method"`
+	// Path is the URL path without the query, for example "/v1/products".
+	Path string `json:"path"`
 	// Account is the Stripe-Account header; empty for the platform.
-	Account        string `json:"account"`
+	Account string `json:"account"`
+	// IdempotencyKey is the Idempotency-Key header; empty when none.
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// Status is the HTTP status the Emulator answered (or would have, when
 	// a FaultResponseLost dropped it); 499 when the client went away during
@@ -94,13 +97,16 @@ type RecordedRequest struct {
 // Overlap is a pair of writes to the same object that were in flight at the
 // same time: the second started before the first had been answered.
 type Overlap struct {
-	Account  string `json:"account"`
+	// Account is the Stripe-Account of both writes.
+	Account string `json:"account"`
+	// ObjectID is the id both wrote to.
 	ObjectID string `json:"object_id"`
 	// FirstRequestID and SecondRequestID are the RecordedRequest ids, the
 	// first being the one already in flight.
-	FirstRequestID  string    `json:"first_request_id"`
-	SecondRequestID string    `json:"second_request_id"`
-	Time            time.Time `json:"time"`
+	FirstRequestID  string `json:"first_request_id"`
+	SecondRequestID string `json:"second_request_id"`
+	// Time is when the second write arrived, by the Emulator's Clock.
+	Time time.Time `json:"time"`
 }
 
 type emuIdemKey struct {
@@ -246,10 +252,10 @@ func (e *Emulator) Requests() []RecordedRequest {
 	return append([]RecordedRequest{}, e.requests...)
 }
 
-// WriteCount returns how many POST and DELETE requests reached the write
-// path: not refused by auth or rate limiting, not stopped by a fault before
-// the write, not an idempotent replay or conflict. A write Stripe rejects as
-// invalid still counts: it was attempted.
+// WriteCount returns how many POST requests reached the write path: not
+// refused by auth or rate limiting, not stopped by a fault before the write,
+// not to an unknown route, not an idempotent replay or conflict. A write the
+// Emulator rejects as invalid still counts: it was attempted.
 func (e *Emulator) WriteCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -13,22 +13,29 @@ import (
 // EmulatorState is every object an Emulator holds, by account (the platform
 // is the empty string).
 type EmulatorState struct {
+	// Accounts holds only accounts with at least one object.
 	Accounts map[string]EmulatorAccountState
 }
 
 // EmulatorAccountState is one account's objects, each sorted by Created then
 // ID.
 type EmulatorAccountState struct {
+	// Products are the account's Products, archived ones included.
 	Products []Product
-	Prices   []Price
+	// Prices are the account's Prices, archived ones included.
+	Prices []Price
 }
 
 // EmulatorStats is what an Emulator counted since its last reset.
 type EmulatorStats struct {
-	WriteCount     int               `json:"write_count"`
-	RequestCount   int               `json:"request_count"`
+	// WriteCount is Emulator.WriteCount.
+	WriteCount int `json:"write_count"`
+	// RequestCount is how many API requests were recorded.
+	RequestCount int `json:"request_count"`
+	// FaultsInjected is Emulator.FaultsInjected.
 	FaultsInjected map[FaultKind]int `json:"faults_injected"`
-	Overlaps       []Overlap         `json:"overlaps"`
+	// Overlaps is Emulator.Overlaps.
+	Overlaps []Overlap `json:"overlaps"`
 }
 
 // emuStateWire is EmulatorState's JSON form: objects in Stripe's own shape.

@@ -146,7 +146,9 @@ func (f *emuActiveFault) matches(method, path, account string) bool {
 }
 
 // AddFault appends f to the faults consulted for every API request (not the
-// /_emulator/ control routes). A Fault of an unknown Kind is ignored.
+// /_emulator/ control routes). An invalid Fault (unknown Kind, negative Times
+// or durations, Probability outside [0, 1]) is logged and ignored; the
+// control route refuses it with 400 instead.
 func (e *Emulator) AddFault(f Fault) {
 	if err := f.validate(); err != nil {
 		e.logger.Warn("stripe emulator: ignoring invalid fault", "error", err)

@@ -24,8 +24,8 @@ import (
 // DefaultAPIBase is Stripe's real API, used when Options.APIBase is empty.
 const DefaultAPIBase = "https://api.stripe.com"
 
-// DefaultHTTPTimeout bounds one HTTP request (rate-limiter wait included)
-// when Options.HTTPClient is nil.
+// DefaultHTTPTimeout is how long the default HTTP client waits for a
+// response's headers, once the request is sent, before giving up.
 const DefaultHTTPTimeout = 30 * time.Second
 
 // listPageSize is Stripe's largest page.
@@ -50,9 +50,13 @@ type Options struct {
 
 	// HTTPClient sends the requests. New uses a copy of it whose Transport is
 	// wrapped (for the limiter, the observer and logging); the client passed
-	// in is not modified. Its Timeout covers the limiter's wait as well as the
-	// request. Defaults to a client with a DefaultHTTPTimeout timeout over
-	// http.DefaultTransport.
+	// in is not modified. Note that a Timeout set on it also counts the time
+	// spent waiting on the Limiter.
+	//
+	// Defaults to a client over a clone of http.DefaultTransport that gives up
+	// when a response's headers take longer than DefaultHTTPTimeout; the
+	// Limiter's wait does not count towards that, and the call's context
+	// bounds the whole call.
 	HTTPClient *http.Client
 
 	// Limiter, when set, is waited on before every HTTP request, each page of
@@ -109,8 +113,17 @@ func New(opts Options) (*StripeClient, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 
-	httpClient := &http.Client{Timeout: DefaultHTTPTimeout}
-	if opts.HTTPClient != nil {
+	var httpClient *http.Client
+	if opts.HTTPClient == nil {
+		// Not http.Client.Timeout: its clock starts before the Limiter's
+		// wait, which may rightly be long when many workers share a limit.
+		defaultTransport := &http.Transport{Proxy: http.ProxyFromEnvironment}
+		if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+			defaultTransport = dt.Clone()
+		}
+		defaultTransport.ResponseHeaderTimeout = DefaultHTTPTimeout
+		httpClient = &http.Client{Transport: defaultTransport}
+	} else {
 		copied := *opts.HTTPClient
 		httpClient = &copied
 	}
@@ -365,7 +378,9 @@ func (c *StripeClient) ListPrices(ctx context.Context, call Call, product string
 // "update_product") and the first 24 hex digits of a SHA-256 over a canonical
 // encoding of (call.Account, target, params), joined by ":". target is the id
 // the write acts on ("" for creates without one) and params the
-// ProductParams or PriceParams sent (nil for archives).
+// ProductParams or PriceParams whose fields the write sends (nil for
+// archives; UpdateProduct leaves out ID and UpdatePrice leaves out Product,
+// Currency and UnitAmount, as they are not sent).
 //
 // Equal inputs give equal keys; a change to any of them gives a different
 // key. Metadata key order, and nil versus empty Images or Metadata, do not

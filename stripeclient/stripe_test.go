@@ -20,62 +20,62 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// testKey looks like a real key so that both the exact-key and the pattern
+// stripeTestKey looks like a real key so that both the exact-key and the pattern
 // scrubbing are exercised; its tail is easy to grep for.
-const testKey = "sk_test_51SECRETk3yTa1LxYzQz7W"
+const stripeTestKey = "sk_test_51SECRETk3yTa1LxYzQz7W"
 
-type recordedRequest struct {
+type stripeRecordedRequest struct {
 	Method string
 	Path   string
 	Header http.Header
 	Form   url.Values
 }
 
-type testBundle struct {
+type stripeTestBundle struct {
 	client *StripeClient
 	server *httptest.Server
-	logs   *syncBuffer
+	logs   *stripeSyncBuffer
 
 	mu       sync.Mutex
-	requests []recordedRequest
+	requests []stripeRecordedRequest
 }
 
-func (b *testBundle) recorded() []recordedRequest {
+func (b *stripeTestBundle) recorded() []stripeRecordedRequest {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]recordedRequest(nil), b.requests...)
+	return append([]stripeRecordedRequest(nil), b.requests...)
 }
 
-type syncBuffer struct {
+type stripeSyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *stripeSyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *stripeSyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.buf.String()
 }
 
-// setup starts an httptest server answering with respond (after recording
-// the request) and a StripeClient pointed at it, logging at Debug into
-// bundle.logs. configure may adjust the Options.
-func setup(t *testing.T, respond http.HandlerFunc, configure ...func(*Options)) *testBundle {
+// setupStripeClient starts an httptest server answering with respond (after
+// recording the request) and a StripeClient pointed at it, logging at Debug
+// into bundle.logs. configure may adjust the Options.
+func setupStripeClient(t *testing.T, respond http.HandlerFunc, configure ...func(*Options)) *stripeTestBundle {
 	t.Helper()
-	bundle := &testBundle{logs: &syncBuffer{}}
+	bundle := &stripeTestBundle{logs: &stripeSyncBuffer{}}
 	bundle.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
 		bundle.mu.Lock()
-		bundle.requests = append(bundle.requests, recordedRequest{
+		bundle.requests = append(bundle.requests, stripeRecordedRequest{
 			Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Form: r.Form,
 		})
 		bundle.mu.Unlock()
@@ -84,7 +84,7 @@ func setup(t *testing.T, respond http.HandlerFunc, configure ...func(*Options)) 
 	t.Cleanup(bundle.server.Close)
 
 	opts := Options{
-		SecretKey: testKey,
+		SecretKey: stripeTestKey,
 		APIBase:   bundle.server.URL,
 		Logger:    slog.New(slog.NewTextHandler(bundle.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -97,22 +97,22 @@ func setup(t *testing.T, respond http.HandlerFunc, configure ...func(*Options)) 
 	return bundle
 }
 
-func writeJSON(w http.ResponseWriter, status int, body string) {
+func stripeWriteJSON(w http.ResponseWriter, status int, body string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Request-Id", "req_test123")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 }
 
-func productJSON(id string) string {
+func stripeProductJSON(id string) string {
 	return fmt.Sprintf(`{"id":%q,"object":"product","name":"Gala","description":"d","images":["https://x/i.png"],"active":true,"metadata":{"event_id":"e1"},"created":1700000000}`, id)
 }
 
-func priceJSON(id string) string {
+func stripePriceJSON(id string) string {
 	return fmt.Sprintf(`{"id":%q,"object":"price","product":"prod_1","currency":"aud","unit_amount":1500,"nickname":"Adult","lookup_key":"lk_1","active":true,"metadata":{"ticket_id":"t1"},"created":1700000001}`, id)
 }
 
-func errorJSON(typ, code, msg string) string {
+func stripeErrorJSON(typ, code, msg string) string {
 	return fmt.Sprintf(`{"error":{"type":%q,"code":%q,"message":%q}}`, typ, code, msg)
 }
 
@@ -121,45 +121,45 @@ func errorJSON(typ, code, msg string) string {
 func stripeLike(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/v1/products" && r.Method == http.MethodGet:
-		writeJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":false,"data":[`+productJSON("prod_1")+`]}`)
+		stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":false,"data":[`+stripeProductJSON("prod_1")+`]}`)
 	case r.URL.Path == "/v1/prices" && r.Method == http.MethodGet:
-		writeJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[`+priceJSON("price_1")+`]}`)
+		stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[`+stripePriceJSON("price_1")+`]}`)
 	case strings.HasPrefix(r.URL.Path, "/v1/products"):
-		writeJSON(w, 200, productJSON("prod_1"))
+		stripeWriteJSON(w, 200, stripeProductJSON("prod_1"))
 	case strings.HasPrefix(r.URL.Path, "/v1/prices"):
-		writeJSON(w, 200, priceJSON("price_1"))
+		stripeWriteJSON(w, 200, stripePriceJSON("price_1"))
 	default:
-		writeJSON(w, 404, errorJSON("invalid_request_error", "", "unrecognized URL"))
+		stripeWriteJSON(w, 404, stripeErrorJSON("invalid_request_error", "", "unrecognized URL"))
 	}
 }
 
 var (
-	testProduct = ProductParams{
+	stripeTestProduct = ProductParams{
 		ID: "prod_evt_1", Name: "Gala", Description: "A night out",
 		Images: []string{"https://example.com/gala.png"}, Active: true,
 		Metadata: map[string]string{"event_id": "e1", "event_slug": "gala"},
 	}
-	testPrice = PriceParams{
+	stripeTestPrice = PriceParams{
 		Product: "prod_evt_1", Currency: "aud", UnitAmount: 1500, Nickname: "Adult",
 		LookupKey: "ticket_t1", Active: true, Metadata: map[string]string{"ticket_id": "t1"},
 	}
 )
 
-// callEvery calls every Client method once and returns the number of calls.
-func callEvery(ctx context.Context, t *testing.T, c Client, call Call) int {
+// callEveryMethod calls every Client method once and returns the number of calls.
+func callEveryMethod(ctx context.Context, t *testing.T, c Client, call Call) int {
 	t.Helper()
-	_, err := c.CreateProduct(ctx, call, testProduct)
+	_, err := c.CreateProduct(ctx, call, stripeTestProduct)
 	require.NoError(t, err)
-	_, err = c.UpdateProduct(ctx, call, "prod_evt_1", testProduct)
+	_, err = c.UpdateProduct(ctx, call, "prod_evt_1", stripeTestProduct)
 	require.NoError(t, err)
 	_, err = c.ArchiveProduct(ctx, call, "prod_evt_1")
 	require.NoError(t, err)
 	_, err = c.GetProduct(ctx, call, "prod_evt_1")
 	require.NoError(t, err)
 	require.NoError(t, c.ListProducts(ctx, call, func(*Product) error { return nil }))
-	_, err = c.CreatePrice(ctx, call, testPrice)
+	_, err = c.CreatePrice(ctx, call, stripeTestPrice)
 	require.NoError(t, err)
-	_, err = c.UpdatePrice(ctx, call, "price_1", testPrice)
+	_, err = c.UpdatePrice(ctx, call, "price_1", stripeTestPrice)
 	require.NoError(t, err)
 	_, err = c.ArchivePrice(ctx, call, "price_1")
 	require.NoError(t, err)
@@ -171,7 +171,7 @@ func callEvery(ctx context.Context, t *testing.T, c Client, call Call) int {
 	return 11
 }
 
-func TestNew_Options(t *testing.T) {
+func TestStripeClient_New(t *testing.T) {
 	t.Parallel()
 
 	t.Run("SecretKeyRequired", func(t *testing.T) {
@@ -183,16 +183,16 @@ func TestNew_Options(t *testing.T) {
 	t.Run("BadAPIBaseErrorHasNoKey", func(t *testing.T) {
 		t.Parallel()
 		for _, base := range []string{"127.0.0.1:12111", "ftp://x", "http://", "::"} {
-			_, err := New(Options{SecretKey: testKey, APIBase: base})
+			_, err := New(Options{SecretKey: stripeTestKey, APIBase: base})
 			require.Error(t, err, base)
-			require.NotContains(t, err.Error(), testKey)
+			require.NotContains(t, err.Error(), stripeTestKey)
 		}
 	})
 
 	t.Run("CallerHTTPClientUntouched", func(t *testing.T) {
 		t.Parallel()
 		hc := &http.Client{Timeout: time.Second}
-		_, err := New(Options{SecretKey: testKey, HTTPClient: hc})
+		_, err := New(Options{SecretKey: stripeTestKey, HTTPClient: hc})
 		require.NoError(t, err)
 		require.Nil(t, hc.Transport)
 	})
@@ -205,8 +205,8 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("CreateProduct", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		product, err := bundle.client.CreateProduct(ctx, call, testProduct)
+		bundle := setupStripeClient(t, stripeLike)
+		product, err := bundle.client.CreateProduct(ctx, call, stripeTestProduct)
 		require.NoError(t, err)
 		require.Equal(t, &Product{
 			ID: "prod_1", Name: "Gala", Description: "d", Images: []string{"https://x/i.png"},
@@ -226,7 +226,7 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("CreateProductOmitsEmpty", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		_, err := bundle.client.CreateProduct(ctx, call, ProductParams{Name: "Gala", Images: []string{}})
 		require.NoError(t, err)
 		require.Equal(t, url.Values{"name": {"Gala"}, "active": {"false"}}, bundle.recorded()[0].Form)
@@ -234,7 +234,7 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("UpdateProductClears", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		_, err := bundle.client.UpdateProduct(ctx, call, "prod_evt_1", ProductParams{ID: "ignored", Name: "Gala", Active: true})
 		require.NoError(t, err)
 		req := bundle.recorded()[0]
@@ -244,8 +244,8 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("UpdateProduct", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		_, err := bundle.client.UpdateProduct(ctx, call, "prod_evt_1", testProduct)
+		bundle := setupStripeClient(t, stripeLike)
+		_, err := bundle.client.UpdateProduct(ctx, call, "prod_evt_1", stripeTestProduct)
 		require.NoError(t, err)
 		require.Equal(t, url.Values{
 			"name": {"Gala"}, "description": {"A night out"},
@@ -256,7 +256,7 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("ArchiveSendsOnlyActive", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		_, err := bundle.client.ArchiveProduct(ctx, call, "prod_evt_1")
 		require.NoError(t, err)
 		_, err = bundle.client.ArchivePrice(ctx, call, "price_1")
@@ -270,8 +270,8 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("CreatePrice", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		price, err := bundle.client.CreatePrice(ctx, call, testPrice)
+		bundle := setupStripeClient(t, stripeLike)
+		price, err := bundle.client.CreatePrice(ctx, call, stripeTestPrice)
 		require.NoError(t, err)
 		require.Equal(t, &Price{
 			ID: "price_1", Product: "prod_1", Currency: "aud", UnitAmount: 1500, Nickname: "Adult",
@@ -286,7 +286,7 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("CreateFreePrice", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		_, err := bundle.client.CreatePrice(ctx, call, PriceParams{Product: "prod_1", Currency: "aud", Active: true})
 		require.NoError(t, err)
 		require.Equal(t, url.Values{
@@ -296,8 +296,8 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("UpdatePrice", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		_, err := bundle.client.UpdatePrice(ctx, call, "price_1", testPrice)
+		bundle := setupStripeClient(t, stripeLike)
+		_, err := bundle.client.UpdatePrice(ctx, call, "price_1", stripeTestPrice)
 		require.NoError(t, err)
 		_, err = bundle.client.UpdatePrice(ctx, call, "price_1", PriceParams{Active: true})
 		require.NoError(t, err)
@@ -312,7 +312,7 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("Reads", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		_, err := bundle.client.GetProduct(ctx, call, "prod_evt_1")
 		require.NoError(t, err)
 		_, err = bundle.client.GetPrice(ctx, call, "price_1")
@@ -336,8 +336,8 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("FindPriceByLookupKeyNone", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[]}`)
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
+			stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[]}`)
 		})
 		price, err := bundle.client.FindPriceByLookupKey(ctx, call, "nope")
 		require.NoError(t, err)
@@ -346,14 +346,14 @@ func TestStripeClient_Requests(t *testing.T) {
 
 	t.Run("ListPaginatesAndStopsAtFnError", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 			switch r.Form.Get("starting_after") {
 			case "":
-				writeJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":true,"data":[`+productJSON("prod_a")+`,`+productJSON("prod_b")+`]}`)
+				stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":true,"data":[`+stripeProductJSON("prod_a")+`,`+stripeProductJSON("prod_b")+`]}`)
 			case "prod_b":
-				writeJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":false,"data":[`+productJSON("prod_c")+`]}`)
+				stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/products","has_more":false,"data":[`+stripeProductJSON("prod_c")+`]}`)
 			default:
-				writeJSON(w, 400, errorJSON("invalid_request_error", "", "bad cursor"))
+				stripeWriteJSON(w, 400, stripeErrorJSON("invalid_request_error", "", "bad cursor"))
 			}
 		})
 		var ids []string
@@ -376,20 +376,20 @@ func TestStripeClient_StripeAccountHeader(t *testing.T) {
 
 	t.Run("SentOnEveryRequest", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		n := callEvery(ctx, t, bundle.client, Call{Account: "acct_1Conn"})
+		bundle := setupStripeClient(t, stripeLike)
+		n := callEveryMethod(ctx, t, bundle.client, Call{Account: "acct_1Conn"})
 		reqs := bundle.recorded()
 		require.Len(t, reqs, n)
 		for _, req := range reqs {
 			require.Equal(t, "acct_1Conn", req.Header.Get("Stripe-Account"), req.Path)
-			require.Equal(t, "Bearer "+testKey, req.Header.Get("Authorization"))
+			require.Equal(t, "Bearer "+stripeTestKey, req.Header.Get("Authorization"))
 		}
 	})
 
 	t.Run("NoneForPlatform", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		callEvery(ctx, t, bundle.client, Call{})
+		bundle := setupStripeClient(t, stripeLike)
+		callEveryMethod(ctx, t, bundle.client, Call{})
 		for _, req := range bundle.recorded() {
 			require.Empty(t, req.Header.Values("Stripe-Account"), req.Path)
 		}
@@ -402,19 +402,19 @@ func TestStripeClient_IdempotencyHeader(t *testing.T) {
 
 	t.Run("WritesWithScope", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		call := Call{Account: "acct_1", IdempotencyScope: "event:e1:v7"}
-		callEvery(ctx, t, bundle.client, call)
-		callEvery(ctx, t, bundle.client, call)
+		callEveryMethod(ctx, t, bundle.client, call)
+		callEveryMethod(ctx, t, bundle.client, call)
 
 		reqs := bundle.recorded()
 		require.Len(t, reqs, 22)
 		first, second := reqs[:11], reqs[11:]
 		want := map[string]string{
-			"/v1/products":            IdempotencyKey(call, "create_product", "prod_evt_1", testProduct),
-			"/v1/prices":              IdempotencyKey(call, "create_price", "", testPrice),
-			"/v1/prices/price_1":      IdempotencyKey(call, "update_price", "price_1", testPrice),
-			"/v1/products/prod_evt_1": IdempotencyKey(call, "update_product", "prod_evt_1", ProductParams{Name: testProduct.Name, Description: testProduct.Description, Images: testProduct.Images, Active: true, Metadata: testProduct.Metadata}),
+			"/v1/products":            IdempotencyKey(call, "create_product", "prod_evt_1", stripeTestProduct),
+			"/v1/prices":              IdempotencyKey(call, "create_price", "", stripeTestPrice),
+			"/v1/prices/price_1":      IdempotencyKey(call, "update_price", "price_1", PriceParams{Nickname: stripeTestPrice.Nickname, LookupKey: stripeTestPrice.LookupKey, Active: true, Metadata: stripeTestPrice.Metadata}),
+			"/v1/products/prod_evt_1": IdempotencyKey(call, "update_product", "prod_evt_1", ProductParams{Name: stripeTestProduct.Name, Description: stripeTestProduct.Description, Images: stripeTestProduct.Images, Active: true, Metadata: stripeTestProduct.Metadata}),
 		}
 		seen := map[string]bool{}
 		for i, req := range first {
@@ -439,11 +439,11 @@ func TestStripeClient_IdempotencyHeader(t *testing.T) {
 
 	t.Run("ChangesWithParams", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
+		bundle := setupStripeClient(t, stripeLike)
 		call := Call{IdempotencyScope: "event:e1:v7"}
-		_, err := bundle.client.UpdateProduct(ctx, call, "prod_1", testProduct)
+		_, err := bundle.client.UpdateProduct(ctx, call, "prod_1", stripeTestProduct)
 		require.NoError(t, err)
-		changed := testProduct
+		changed := stripeTestProduct
 		changed.Name = "Gala 2"
 		_, err = bundle.client.UpdateProduct(ctx, call, "prod_1", changed)
 		require.NoError(t, err)
@@ -453,8 +453,8 @@ func TestStripeClient_IdempotencyHeader(t *testing.T) {
 
 	t.Run("NoneWithoutScope", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike)
-		callEvery(ctx, t, bundle.client, Call{Account: "acct_1"})
+		bundle := setupStripeClient(t, stripeLike)
+		callEveryMethod(ctx, t, bundle.client, Call{Account: "acct_1"})
 		for _, req := range bundle.recorded() {
 			require.Empty(t, req.Header.Values("Idempotency-Key"), "%s %s", req.Method, req.Path)
 		}
@@ -467,15 +467,15 @@ func TestIdempotencyKey(t *testing.T) {
 
 	t.Run("Format", func(t *testing.T) {
 		t.Parallel()
-		key := IdempotencyKey(call, "update_product", "prod_1", testProduct)
+		key := IdempotencyKey(call, "update_product", "prod_1", stripeTestProduct)
 		require.Regexp(t, `^event:e1:v7:update_product:[0-9a-f]{24}$`, key)
 	})
 
 	t.Run("EqualInputsEqualKeys", func(t *testing.T) {
 		t.Parallel()
-		a := testProduct
+		a := stripeTestProduct
 		a.Metadata = map[string]string{}
-		b := testProduct
+		b := stripeTestProduct
 		b.Metadata = map[string]string{}
 		for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 			a.Metadata[k] = k
@@ -498,22 +498,22 @@ func TestIdempotencyKey(t *testing.T) {
 
 	t.Run("AnyChangeChangesKey", func(t *testing.T) {
 		t.Parallel()
-		base := IdempotencyKey(call, "update_product", "prod_1", testProduct)
+		base := IdempotencyKey(call, "update_product", "prod_1", stripeTestProduct)
 		product := func(f func(*ProductParams)) ProductParams {
-			p := testProduct
-			p.Images = append([]string(nil), testProduct.Images...)
+			p := stripeTestProduct
+			p.Images = append([]string(nil), stripeTestProduct.Images...)
 			p.Metadata = map[string]string{}
-			for k, v := range testProduct.Metadata {
+			for k, v := range stripeTestProduct.Metadata {
 				p.Metadata[k] = v
 			}
 			f(&p)
 			return p
 		}
 		variants := map[string]string{
-			"account": IdempotencyKey(Call{Account: "acct_2", IdempotencyScope: call.IdempotencyScope}, "update_product", "prod_1", testProduct),
-			"scope":   IdempotencyKey(Call{Account: call.Account, IdempotencyScope: "event:e1:v8"}, "update_product", "prod_1", testProduct),
-			"op":      IdempotencyKey(call, "create_product", "prod_1", testProduct),
-			"target":  IdempotencyKey(call, "update_product", "prod_2", testProduct),
+			"account": IdempotencyKey(Call{Account: "acct_2", IdempotencyScope: call.IdempotencyScope}, "update_product", "prod_1", stripeTestProduct),
+			"scope":   IdempotencyKey(Call{Account: call.Account, IdempotencyScope: "event:e1:v8"}, "update_product", "prod_1", stripeTestProduct),
+			"op":      IdempotencyKey(call, "create_product", "prod_1", stripeTestProduct),
+			"target":  IdempotencyKey(call, "update_product", "prod_2", stripeTestProduct),
 			"nil":     IdempotencyKey(call, "update_product", "prod_1", nil),
 			"id":      IdempotencyKey(call, "update_product", "prod_1", product(func(p *ProductParams) { p.ID = "x" })),
 			"name":    IdempotencyKey(call, "update_product", "prod_1", product(func(p *ProductParams) { p.Name = "x" })),
@@ -532,9 +532,9 @@ func TestIdempotencyKey(t *testing.T) {
 			seen[key] = name
 		}
 
-		priceBase := IdempotencyKey(call, "create_price", "", testPrice)
+		priceBase := IdempotencyKey(call, "create_price", "", stripeTestPrice)
 		price := func(f func(*PriceParams)) string {
-			p := testPrice
+			p := stripeTestPrice
 			p.Metadata = map[string]string{"ticket_id": "t1"}
 			f(&p)
 			return IdempotencyKey(call, "create_price", "", p)
@@ -556,12 +556,12 @@ func TestIdempotencyKey(t *testing.T) {
 	t.Run("LongScopeFits", func(t *testing.T) {
 		t.Parallel()
 		long := Call{IdempotencyScope: strings.Repeat("s", 300)}
-		key := IdempotencyKey(long, "update_product", "prod_1", testProduct)
+		key := IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct)
 		require.LessOrEqual(t, len(key), 255)
 		require.Regexp(t, `^sha256-[0-9a-f]{32}:update_product:[0-9a-f]{24}$`, key)
-		require.Equal(t, key, IdempotencyKey(long, "update_product", "prod_1", testProduct))
+		require.Equal(t, key, IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct))
 		other := Call{IdempotencyScope: strings.Repeat("s", 299) + "t"}
-		require.NotEqual(t, key, IdempotencyKey(other, "update_product", "prod_1", testProduct))
+		require.NotEqual(t, key, IdempotencyKey(other, "update_product", "prod_1", stripeTestProduct))
 
 		edge := Call{IdempotencyScope: strings.Repeat("s", 255-len(":update_product:")-24)}
 		require.Len(t, IdempotencyKey(edge, "update_product", "", nil), 255)
@@ -584,38 +584,38 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		wantInMsg  string
 	}
 	cases := []errorCase{
-		{name: "500", status: 500, body: errorJSON("api_error", "", "boom"), wantClass: ClassRetryable},
-		{name: "503RetryAfter", status: 503, body: errorJSON("api_error", "", "later"), retryAfter: "7", wantClass: ClassRetryable, wantWait: 7 * time.Second},
+		{name: "500", status: 500, body: stripeErrorJSON("api_error", "", "boom"), wantClass: ClassRetryable},
+		{name: "503RetryAfter", status: 503, body: stripeErrorJSON("api_error", "", "later"), retryAfter: "7", wantClass: ClassRetryable, wantWait: 7 * time.Second},
 		{name: "502NotJSON", status: 502, body: "<html>Bad Gateway</html>", wantClass: ClassRetryable},
-		{name: "409LockTimeout", status: 409, body: errorJSON("invalid_request_error", "lock_timeout", "locked"), wantClass: ClassRetryable, wantCode: "lock_timeout"},
-		{name: "409KeyInUse", status: 409, body: errorJSON("idempotency_error", "idempotency_key_in_use", "in use"), wantClass: ClassRetryable, wantCode: "idempotency_key_in_use"},
-		{name: "409Other", status: 409, body: errorJSON("invalid_request_error", "", "conflict"), wantClass: ClassRetryable},
-		{name: "429RetryAfter", status: 429, body: errorJSON("invalid_request_error", "rate_limit", "slow down"), retryAfter: "3", wantClass: ClassRateLimited, wantCode: "rate_limit", wantWait: 3 * time.Second},
-		{name: "429FractionalRetryAfter", status: 429, body: errorJSON("invalid_request_error", "rate_limit", "slow down"), retryAfter: "0.5", wantClass: ClassRateLimited, wantCode: "rate_limit", wantWait: 500 * time.Millisecond},
-		{name: "429NoRetryAfter", status: 429, body: errorJSON("invalid_request_error", "rate_limit", "slow down"), wantClass: ClassRateLimited, wantCode: "rate_limit"},
+		{name: "409LockTimeout", status: 409, body: stripeErrorJSON("invalid_request_error", "lock_timeout", "locked"), wantClass: ClassRetryable, wantCode: "lock_timeout"},
+		{name: "409KeyInUse", status: 409, body: stripeErrorJSON("idempotency_error", "idempotency_key_in_use", "in use"), wantClass: ClassRetryable, wantCode: "idempotency_key_in_use"},
+		{name: "409Other", status: 409, body: stripeErrorJSON("invalid_request_error", "", "conflict"), wantClass: ClassRetryable},
+		{name: "429RetryAfter", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), retryAfter: "3", wantClass: ClassRateLimited, wantCode: "rate_limit", wantWait: 3 * time.Second},
+		{name: "429FractionalRetryAfter", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), retryAfter: "0.5", wantClass: ClassRateLimited, wantCode: "rate_limit", wantWait: 500 * time.Millisecond},
+		{name: "429NoRetryAfter", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), wantClass: ClassRateLimited, wantCode: "rate_limit"},
 		{name: "429NotJSON", status: 429, body: "too many", retryAfter: "2", wantClass: ClassRateLimited, wantWait: 2 * time.Second},
-		{name: "401", status: 401, body: errorJSON("invalid_request_error", "", "Invalid API Key provided"), wantClass: ClassAuth},
-		{name: "403", status: 403, body: errorJSON("invalid_request_error", "", "no access to account"), wantClass: ClassAuth},
-		{name: "404", status: 404, body: errorJSON("invalid_request_error", "resource_missing", "No such product"), wantClass: ClassNotFound, wantCode: "resource_missing"},
-		{name: "404NoCode", status: 404, body: errorJSON("invalid_request_error", "", "Unrecognized request URL"), wantClass: ClassNotFound},
-		{name: "400ResourceMissing", status: 400, body: errorJSON("invalid_request_error", "resource_missing", "No such product"), wantClass: ClassNotFound, wantCode: "resource_missing"},
-		{name: "400AlreadyExists", status: 400, body: errorJSON("invalid_request_error", "resource_already_exists", "Product already exists"), wantClass: ClassAlreadyExists, wantCode: "resource_already_exists"},
-		{name: "400IdempotencyMismatch", status: 400, body: errorJSON("idempotency_error", "", "Keys for idempotent requests can only be used with the same parameters"), wantClass: ClassInvalid, wantInMsg: "reused with different parameters"},
-		{name: "400Invalid", status: 400, body: errorJSON("invalid_request_error", "parameter_invalid_empty", "name is empty"), wantClass: ClassInvalid, wantCode: "parameter_invalid_empty", wantInMsg: "name is empty"},
-		{name: "402", status: 402, body: errorJSON("card_error", "", "payment required"), wantClass: ClassInvalid},
+		{name: "401", status: 401, body: stripeErrorJSON("invalid_request_error", "", "Invalid API Key provided"), wantClass: ClassAuth},
+		{name: "403", status: 403, body: stripeErrorJSON("invalid_request_error", "", "no access to account"), wantClass: ClassAuth},
+		{name: "404", status: 404, body: stripeErrorJSON("invalid_request_error", "resource_missing", "No such product"), wantClass: ClassNotFound, wantCode: "resource_missing"},
+		{name: "404NoCode", status: 404, body: stripeErrorJSON("invalid_request_error", "", "Unrecognized request URL"), wantClass: ClassNotFound},
+		{name: "400ResourceMissing", status: 400, body: stripeErrorJSON("invalid_request_error", "resource_missing", "No such product"), wantClass: ClassNotFound, wantCode: "resource_missing"},
+		{name: "400AlreadyExists", status: 400, body: stripeErrorJSON("invalid_request_error", "resource_already_exists", "Product already exists"), wantClass: ClassAlreadyExists, wantCode: "resource_already_exists"},
+		{name: "400IdempotencyMismatch", status: 400, body: stripeErrorJSON("idempotency_error", "", "Keys for idempotent requests can only be used with the same parameters"), wantClass: ClassInvalid, wantInMsg: "reused with different parameters"},
+		{name: "400Invalid", status: 400, body: stripeErrorJSON("invalid_request_error", "parameter_invalid_empty", "name is empty"), wantClass: ClassInvalid, wantCode: "parameter_invalid_empty", wantInMsg: "name is empty"},
+		{name: "402", status: 402, body: stripeErrorJSON("card_error", "", "payment required"), wantClass: ClassInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var hits atomic.Int32
-			bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+			bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 				hits.Add(1)
 				if tc.retryAfter != "" {
 					w.Header().Set("Retry-After", tc.retryAfter)
 				}
-				writeJSON(w, tc.status, tc.body)
+				stripeWriteJSON(w, tc.status, tc.body)
 			})
-			_, err := bundle.client.UpdateProduct(ctx, Call{IdempotencyScope: "s"}, "prod_1", testProduct)
+			_, err := bundle.client.UpdateProduct(ctx, Call{IdempotencyScope: "s"}, "prod_1", stripeTestProduct)
 			require.Error(t, err)
 			var se *Error
 			require.ErrorAs(t, err, &se)
@@ -640,7 +640,7 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		require.NoError(t, err)
 		addr := ln.Addr().String()
 		require.NoError(t, ln.Close())
-		c, err := New(Options{SecretKey: testKey, APIBase: "http://" + addr})
+		c, err := New(Options{SecretKey: stripeTestKey, APIBase: "http://" + addr})
 		require.NoError(t, err)
 		_, err = c.GetProduct(ctx, Call{}, "prod_1")
 		var se *Error
@@ -653,14 +653,14 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 	t.Run("ConnectionDroppedNotRetried", func(t *testing.T) {
 		t.Parallel()
 		var hits atomic.Int32
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 			hits.Add(1)
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				_ = conn.Close()
 			}
 		})
-		_, err := bundle.client.CreateProduct(ctx, Call{IdempotencyScope: "s"}, testProduct)
+		_, err := bundle.client.CreateProduct(ctx, Call{IdempotencyScope: "s"}, stripeTestProduct)
 		var se *Error
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, ClassRetryable, se.Class)
@@ -670,7 +670,7 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 
 	t.Run("ContextCanceled", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		})
 		cctx, cancel := context.WithCancel(ctx)
@@ -683,7 +683,7 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 
 	t.Run("ContextDeadline", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 			<-r.Context().Done()
 		})
 		dctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
@@ -709,33 +709,33 @@ func TestStripeClient_NoRetries(t *testing.T) {
 		t.Run(fmt.Sprint(status), func(t *testing.T) {
 			t.Parallel()
 			var hits atomic.Int32
-			bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+			bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 				hits.Add(1)
 				// Stripe-Should-Retry would make stripe-go retry if it could.
 				w.Header().Set("Stripe-Should-Retry", "true")
-				writeJSON(w, status, errorJSON("api_error", "", "try again"))
+				stripeWriteJSON(w, status, stripeErrorJSON("api_error", "", "try again"))
 			})
-			_, err := bundle.client.CreatePrice(context.Background(), Call{IdempotencyScope: "s"}, testPrice)
+			_, err := bundle.client.CreatePrice(context.Background(), Call{IdempotencyScope: "s"}, stripeTestPrice)
 			require.True(t, IsClass(err, ClassRetryable), "%v", err)
 			require.EqualValues(t, 1, hits.Load())
 		})
 	}
 }
 
-type fakeLimiter struct {
+type countingLimiter struct {
 	mu       sync.Mutex
 	accounts []string
 	err      error
 }
 
-func (f *fakeLimiter) Wait(ctx context.Context, account string) error {
+func (f *countingLimiter) Wait(ctx context.Context, account string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.accounts = append(f.accounts, account)
 	return f.err
 }
 
-func (f *fakeLimiter) calls() []string {
+func (f *countingLimiter) calls() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]string(nil), f.accounts...)
@@ -747,9 +747,9 @@ func TestStripeClient_Limiter(t *testing.T) {
 
 	t.Run("OncePerRequest", func(t *testing.T) {
 		t.Parallel()
-		limiter := &fakeLimiter{}
-		bundle := setup(t, stripeLike, func(o *Options) { o.Limiter = limiter })
-		n := callEvery(ctx, t, bundle.client, Call{Account: "acct_9"})
+		limiter := &countingLimiter{}
+		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = limiter })
+		n := callEveryMethod(ctx, t, bundle.client, Call{Account: "acct_9"})
 		require.Len(t, bundle.recorded(), n)
 		require.Len(t, limiter.calls(), n)
 		for _, account := range limiter.calls() {
@@ -759,13 +759,13 @@ func TestStripeClient_Limiter(t *testing.T) {
 
 	t.Run("EveryListPage", func(t *testing.T) {
 		t.Parallel()
-		limiter := &fakeLimiter{}
-		bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+		limiter := &countingLimiter{}
+		bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 			if r.Form.Get("starting_after") == "" {
-				writeJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":true,"data":[`+priceJSON("price_a")+`]}`)
+				stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":true,"data":[`+stripePriceJSON("price_a")+`]}`)
 				return
 			}
-			writeJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[`+priceJSON("price_b")+`]}`)
+			stripeWriteJSON(w, 200, `{"object":"list","url":"/v1/prices","has_more":false,"data":[`+stripePriceJSON("price_b")+`]}`)
 		}, func(o *Options) { o.Limiter = limiter })
 		var n int
 		require.NoError(t, bundle.client.ListPrices(ctx, Call{}, "", func(*Price) error { n++; return nil }))
@@ -775,9 +775,9 @@ func TestStripeClient_Limiter(t *testing.T) {
 
 	t.Run("RefusalSendsNothing", func(t *testing.T) {
 		t.Parallel()
-		limiter := &fakeLimiter{err: errors.New("limiter store down")}
-		bundle := setup(t, stripeLike, func(o *Options) { o.Limiter = limiter })
-		_, err := bundle.client.CreateProduct(ctx, Call{}, testProduct)
+		limiter := &countingLimiter{err: errors.New("limiter store down")}
+		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = limiter })
+		_, err := bundle.client.CreateProduct(ctx, Call{}, stripeTestProduct)
 		var se *Error
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, ClassRetryable, se.Class)
@@ -787,7 +787,7 @@ func TestStripeClient_Limiter(t *testing.T) {
 
 	t.Run("CanceledWhileWaiting", func(t *testing.T) {
 		t.Parallel()
-		bundle := setup(t, stripeLike, func(o *Options) { o.Limiter = NewLocalLimiter(0.001, 1) })
+		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = NewLocalLimiter(0.001, 1) })
 		_, err := bundle.client.GetPrice(ctx, Call{}, "price_1")
 		require.NoError(t, err)
 		cctx, cancel := context.WithCancel(ctx)
@@ -852,9 +852,9 @@ func TestStripeClient_Observer(t *testing.T) {
 		mu  sync.Mutex
 		got []observation
 	)
-	bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+	bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "missing") {
-			writeJSON(w, 404, errorJSON("invalid_request_error", "resource_missing", "No such price"))
+			stripeWriteJSON(w, 404, stripeErrorJSON("invalid_request_error", "resource_missing", "No such price"))
 			return
 		}
 		stripeLike(w, r)
@@ -867,7 +867,7 @@ func TestStripeClient_Observer(t *testing.T) {
 		}
 	})
 	ctx := context.Background()
-	_, err := bundle.client.CreateProduct(ctx, Call{}, testProduct)
+	_, err := bundle.client.CreateProduct(ctx, Call{}, stripeTestProduct)
 	require.NoError(t, err)
 	_, err = bundle.client.GetPrice(ctx, Call{}, "missing")
 	require.True(t, IsClass(err, ClassNotFound), "%v", err)
@@ -884,11 +884,11 @@ func TestScrub(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"Invalid API Key provided: sk_test_********************Qz7W": "Invalid API Key provided: [redacted]",
-		"Authorization was 'Bearer " + testKey + "'.":                  "Authorization was 'Bearer [redacted]'.",
-		"keys rk_live_abc123 and pk_test_Z9, not sk_other_x":           "keys [redacted] and [redacted], not sk_other_x",
-		"no secrets here: prod_123 acct_1AbC":                          "no secrets here: prod_123 acct_1AbC",
+		"Authorization was 'Bearer " + stripeTestKey + "'.":          "Authorization was 'Bearer [redacted]'.",
+		"keys rk_live_abc123 and pk_test_Z9, not sk_other_x":         "keys [redacted] and [redacted], not sk_other_x",
+		"no secrets here: prod_123 acct_1AbC":                        "no secrets here: prod_123 acct_1AbC",
 	} {
-		require.Equal(t, want, scrub(testKey, in), in)
+		require.Equal(t, want, scrub(stripeTestKey, in), in)
 	}
 	require.Equal(t, "key=[redacted]!", scrub("emulator-key", "key=emulator-key!"))
 	require.Equal(t, "unchanged", scrub("", "unchanged"))
@@ -898,20 +898,20 @@ func TestStripeClient_ScrubsSecrets(t *testing.T) {
 	t.Parallel()
 	// Stripe's own 401 shows a masked key; stripe-mock echoes the whole
 	// Authorization header. This server does both.
-	bundle := setup(t, func(w http.ResponseWriter, r *http.Request) {
+	bundle := setupStripeClient(t, func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		key := strings.TrimPrefix(auth, "Bearer ")
 		masked := key[:8] + strings.Repeat("*", len(key)-12) + key[len(key)-4:]
-		writeJSON(w, 401, errorJSON("invalid_request_error", "",
+		stripeWriteJSON(w, 401, stripeErrorJSON("invalid_request_error", "",
 			fmt.Sprintf("Invalid API Key provided: %s. Authorization was '%s'.", masked, auth)))
 	})
-	_, err := bundle.client.CreateProduct(context.Background(), Call{Account: "acct_1"}, testProduct)
+	_, err := bundle.client.CreateProduct(context.Background(), Call{Account: "acct_1"}, stripeTestProduct)
 	var se *Error
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, ClassAuth, se.Class)
 	for _, text := range []string{err.Error(), se.Message, fmt.Sprintf("%+v", se), bundle.logs.String()} {
-		require.NotContains(t, text, testKey)
-		require.NotContains(t, text, testKey[len(testKey)-4:], "not even the masked key's tail")
+		require.NotContains(t, text, stripeTestKey)
+		require.NotContains(t, text, stripeTestKey[len(stripeTestKey)-4:], "not even the masked key's tail")
 		require.NotContains(t, text, "SECRET")
 	}
 	require.Contains(t, se.Message, "Invalid API Key provided: [redacted]. Authorization was 'Bearer [redacted]'.")

@@ -1,0 +1,117 @@
+package cmdutil
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
+)
+
+// Factory builds a command's dependencies on first use, so `--help` and bad
+// input never touch the database or need a key.
+type Factory struct {
+	IO *IOStreams
+	// Getenv reads configuration; tests inject their own.
+	Getenv func(string) string
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+
+	// DatabaseURL and StripeAPIBase are the root's persistent flags, which
+	// default to DATABASE_URL and STRIPE_API_BASE.
+	DatabaseURL   string
+	StripeAPIBase string
+
+	mu   sync.Mutex
+	pool *pgxpool.Pool
+}
+
+// NewFactory returns a Factory over streams and the process environment.
+func NewFactory(io *IOStreams, getenv func(string) string) *Factory {
+	return &Factory{IO: io, Getenv: getenv, Clock: time.Now}
+}
+
+// Pool opens (once) the pool on DatabaseURL, named applicationName in
+// pg_stat_activity, with a statement timeout so a stuck query cannot hang a
+// command or a worker forever.
+func (f *Factory) Pool(ctx context.Context, applicationName string) (*pgxpool.Pool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pool != nil {
+		return f.pool, nil
+	}
+	if f.DatabaseURL == "" {
+		return nil, Usagef("no database: set DATABASE_URL or pass --database-url")
+	}
+	cfg, err := pgxpool.ParseConfig(f.DatabaseURL)
+	if err != nil {
+		// pgx's message quotes the URL, password included: keep it out.
+		return nil, Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = applicationName
+	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = "60s"
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Host, err)
+	}
+	f.pool = pool
+	return pool, nil
+}
+
+// Close releases what the Factory opened.
+func (f *Factory) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.pool != nil {
+		f.pool.Close()
+		f.pool = nil
+	}
+}
+
+// StripeOptions are the Stripe client settings a command may add.
+type StripeOptions struct {
+	Limiter  stripeclient.Limiter
+	Logger   *slog.Logger
+	Observer func(op string, status int, d time.Duration)
+	HTTP     *http.Client
+}
+
+// StripeSecretKey returns STRIPE_SECRET_KEY. It is read from the environment
+// only, never from a flag, so it cannot show in `ps`.
+func (f *Factory) StripeSecretKey() (string, error) {
+	key := strings.TrimSpace(f.Getenv("STRIPE_SECRET_KEY"))
+	if key == "" {
+		return "", Usagef("STRIPE_SECRET_KEY is not set")
+	}
+	return key, nil
+}
+
+// StripeClient builds the stripe-go client on StripeAPIBase.
+func (f *Factory) StripeClient(opts StripeOptions) (*stripeclient.StripeClient, error) {
+	key, err := f.StripeSecretKey()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := stripeclient.New(stripeclient.Options{
+		SecretKey: key, APIBase: f.StripeAPIBase, Limiter: opts.Limiter,
+		Logger: opts.Logger, Observer: opts.Observer, HTTPClient: opts.HTTP,
+	})
+	if err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	return sc, nil
+}

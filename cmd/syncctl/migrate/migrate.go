@@ -1,0 +1,81 @@
+// Package migrate is `syncctl migrate`.
+package migrate
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/spf13/cobra"
+
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/migrations"
+)
+
+// Options are migrate's dependencies and flags.
+type Options struct {
+	Factory *cmdutil.Factory
+	// WithFixture installs the LodgeTix host-schema fixture first: for the
+	// demo and tests, never production.
+	WithFixture bool
+	// SampleData inserts the demo's sample rows after migrating.
+	SampleData bool
+}
+
+// NewCmdMigrate returns the command; runF replaces the run in tests.
+func NewCmdMigrate(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
+	opts := &Options{Factory: f}
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply River's and stripe-sync's migrations (idempotent)",
+		Long: `Installs River's tables, the sync tables, the enqueue function and the triggers
+into a database that already has the LodgeTix tables, and adds the
+stripe_product_id/stripe_price_id columns if missing. Host data is never rewritten.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return migrateRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")
+	cmd.Flags().BoolVar(&opts.SampleData, "sample-data", false, "insert the demo's sample organisations, events and tickets")
+	_ = cmd.Flags().MarkHidden("with-fixture")
+	_ = cmd.Flags().MarkHidden("sample-data")
+	return cmd
+}
+
+func migrateRun(ctx context.Context, opts *Options) error {
+	pool, err := opts.Factory.Pool(ctx, "syncctl migrate")
+	if err != nil {
+		return err
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	defer db.Close()
+
+	if opts.WithFixture {
+		if err := migrations.InstallHostSchema(ctx, db); err != nil {
+			return err
+		}
+	}
+	res, err := migrations.Up(ctx, db, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if opts.SampleData {
+		if err := migrations.InstallSampleData(ctx, db); err != nil {
+			return err
+		}
+	}
+	out := opts.Factory.IO.ErrOut
+	if len(res.River) == 0 && len(res.Project) == 0 {
+		fmt.Fprintln(out, "migrate: already up to date")
+		return nil
+	}
+	fmt.Fprintf(out, "migrate: applied %d River and %d stripe-sync migrations\n", len(res.River), len(res.Project))
+	for _, p := range res.Project {
+		fmt.Fprintln(out, "  "+p)
+	}
+	return nil
+}
