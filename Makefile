@@ -3,7 +3,7 @@ SHELL := /bin/bash
 
 DEV_PG := .tmp/pg
 
-.PHONY: help build test test/short lint demo db/start db/stop clean
+.PHONY: help build test test/short test/browser lint demo db/start db/stop clean
 
 help: ## List targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,6 +16,9 @@ test: ## Run all tests with -race against a throwaway PostgreSQL (or DATABASE_UR
 
 test/short: ## Same as test, without -race (quicker)
 	.ci/with-pg.sh go test -count=1 -timeout 9m ./...
+
+test/browser: ## Render `syncctl ui` in headless Chromium (installs chromium; not part of test)
+	.ci/browser-check.sh
 
 lint: ## gofmt, go vet, staticcheck
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go'); \

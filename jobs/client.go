@@ -58,9 +58,18 @@ type Options struct {
 	// latest change no job has handled. Defaults to 1 minute.
 	ResyncInterval time.Duration
 	// CompletedJobRetention is how long completed jobs stay in river_job for
-	// inspection. Defaults to 24 hours (River's default); stripe_sync_log
-	// keeps the longer history.
+	// inspection. Defaults to 24 hours (River's default), deliberately: a
+	// completed job is no longer in the unique states, so keeping it longer
+	// dedupes nothing; it only grows the table every fetch and every trigger
+	// insert's unique index works against, at one row per change.
+	// stripe_sync_log keeps the longer history (LogRetention). River's own
+	// defaults stay for the others: cancelled jobs 24 hours (fixing the row
+	// enqueues a new job anyway) and discarded jobs 7 days, the window in
+	// which `syncctl retry-failed` can bring them back.
 	CompletedJobRetention time.Duration
+	// LogRetention is how long stripe_sync_log rows are kept; an hourly
+	// periodic job deletes older ones. Defaults to 30 days.
+	LogRetention time.Duration
 }
 
 func (o *Options) defaults() {
@@ -85,10 +94,13 @@ func (o *Options) defaults() {
 	if o.CompletedJobRetention <= 0 {
 		o.CompletedJobRetention = 24 * time.Hour
 	}
+	if o.LogRetention <= 0 {
+		o.LogRetention = 30 * 24 * time.Hour
+	}
 }
 
 // NewClient returns a River client (not yet started) that works every sync
-// job kind on outbox.Queue, plus the periodic resync job.
+// job kind on outbox.Queue, plus the periodic resync and log-prune jobs.
 func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	if deps.Pool == nil || deps.Stripe == nil {
 		return nil, fmt.Errorf("jobs: Deps.Pool and Deps.Stripe are required")
@@ -109,6 +121,7 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &TicketWorker{deps: deps})
 	river.AddWorker(workers, &OrgWorker{deps: deps})
 	river.AddWorker(workers, &ResyncWorker{deps: deps})
+	river.AddWorker(workers, &PruneLogWorker{deps: deps, retention: opts.LogRetention})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		CompletedJobRetentionPeriod: opts.CompletedJobRetention,
@@ -120,6 +133,9 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 			river.NewPeriodicJob(river.PeriodicInterval(opts.ResyncInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "stripe_sync_resync"}),
+			river.NewPeriodicJob(river.PeriodicInterval(pruneInterval),
+				func() (river.JobArgs, *river.InsertOpts) { return PruneLogArgs{}, nil },
+				&river.PeriodicJobOpts{ID: "stripe_sync_prune_log", RunOnStart: true}),
 		},
 		Queues:               map[string]river.QueueConfig{outbox.Queue: {MaxWorkers: opts.Concurrency}},
 		RescueStuckJobsAfter: opts.RescueStuckJobsAfter,

@@ -33,7 +33,10 @@ func (w *OrgWorker) Work(ctx context.Context, job *river.Job[outbox.OrgArgs]) er
 		// Holding the organisation's state row until the job completes makes
 		// an account change that commits meanwhile wait for the completion,
 		// so its own job is inserted rather than deduplicated into this one.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM stripe_sync_state WHERE entity_type = 'org' AND entity_id = $1 FOR UPDATE`, id); err != nil {
+		// Under that lock the change this job acts on is wanted_version:
+		// marking it handled keeps the resync job from re-enqueueing the
+		// whole catalogue every interval.
+		if _, err := tx.Exec(ctx, `UPDATE stripe_sync_state SET handled_version = wanted_version WHERE entity_type = 'org' AND entity_id = $1`, id); err != nil {
 			return fmt.Errorf("lock organisation %s: %w", id, err)
 		}
 		rows, err := tx.Query(ctx, `

@@ -3,7 +3,10 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -211,4 +214,49 @@ func rawJob(t *testing.T, pool *pgxpool.Pool, id int64) map[string]any {
 	row, err := pgx.CollectExactlyOneRow(rows, pgx.RowToMap)
 	require.NoError(t, err)
 	return row
+}
+
+// The triggers run as their owner (SECURITY DEFINER), so the host
+// application's role needs grants on its own tables only, never on River's.
+func TestTrigger_appRoleNeedsNoRiverGrant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	bundle := setup(t)
+
+	// Creating a role takes a superuser: the server's own user, on this
+	// test's database.
+	var dbName string
+	require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName))
+	adminURL, err := url.Parse(os.Getenv("TEST_DATABASE_URL"))
+	require.NoError(t, err)
+	adminURL.Path = "/" + dbName
+	admin, err := pgx.Connect(ctx, adminURL.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = admin.Close(ctx) })
+
+	role := fmt.Sprintf("lodgetix_app_%d", time.Now().UnixNano())
+	_, err = admin.Exec(ctx, `CREATE ROLE `+role+` NOLOGIN`)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
+		_, _ = admin.Exec(context.Background(), `DROP ROLE `+role)
+	})
+	_, err = admin.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON organisations, events, event_tickets TO `+role)
+	require.NoError(t, err)
+
+	tx, err := admin.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SET LOCAL ROLE `+role)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'As the app')`, eventID(9), orgID)
+	require.NoError(t, err, "the app role's insert must not need River grants")
+	_, err = tx.Exec(ctx, `SAVEPOINT probe`)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `SELECT count(*) FROM river_job`)
+	require.ErrorContains(t, err, "permission denied", "the role really has no grant on River's tables")
+	_, err = tx.Exec(ctx, `ROLLBACK TO SAVEPOINT probe`)
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+
+	require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
 }

@@ -1,6 +1,7 @@
 package stripeclient
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -675,6 +676,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attrs = append(attrs, slog.Int("status", status), slog.Duration("duration", elapsed))
 	if t.observer != nil {
 		t.observer(cs.op, status, elapsed)
+	}
+	if p, ok := t.limiter.(Penalizer); ok && status == http.StatusTooManyRequests {
+		p.Penalize(account, cmp.Or(retryAfter(resp.Header), time.Second))
 	}
 	t.logger.LogAttrs(ctx, slog.LevelDebug, "stripe request", attrs...)
 	return resp, err

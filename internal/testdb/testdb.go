@@ -71,3 +71,10 @@ func (migrator) Migrate(ctx context.Context, db *sql.DB, _ pgtestdb.Config) erro
 	_, err := migrations.Up(ctx, db, nil)
 	return err
 }
+
+// Empty returns a database/sql handle (driver "pgx") on a fresh database with
+// nothing installed, for tests of the migrations themselves.
+func Empty(t testing.TB) *sql.DB {
+	t.Helper()
+	return pgtestdb.New(t, config(t), pgtestdb.NoopMigrator{})
+}

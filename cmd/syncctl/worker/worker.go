@@ -10,14 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/spf13/cobra"
 
@@ -28,15 +26,33 @@ import (
 
 // Options are the worker's dependencies and flags.
 type Options struct {
-	Factory         *cmdutil.Factory
-	Concurrency     int
-	Rate            float64
-	AccountRate     float64
-	MetricsAddr     string
+	// Factory gives the database pool, the Stripe key and the IO streams.
+	Factory *cmdutil.Factory
+	// Concurrency is how many jobs this process works at once.
+	Concurrency int
+	// Rate is the Stripe requests per second shared by every worker on the
+	// database; 0 means DefaultRate of the key.
+	Rate float64
+	// AccountRate, when positive, also limits each connected account.
+	AccountRate float64
+	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
+	// turns them off.
+	MetricsAddr string
+	// ShutdownTimeout is how long jobs in flight may finish after SIGTERM.
 	ShutdownTimeout time.Duration
-	LogFormat       string
-	LogLevel        string
-	Currency        string
+	// JobTimeout bounds one attempt of a job.
+	JobTimeout time.Duration
+	// RescueStuckAfter is when a job left running by a killed process is
+	// returned to the queue; 0 means JobTimeout + 1 minute.
+	RescueStuckAfter time.Duration
+	// LogRetention is how long stripe_sync_log rows are kept.
+	LogRetention time.Duration
+	// LogFormat is "text" or "json".
+	LogFormat string
+	// LogLevel is "debug", "info", "warn" or "error".
+	LogLevel string
+	// Currency is the currency of every Price.
+	Currency string
 	// Ready, when set, is called once the worker is fetching jobs, with the
 	// metrics address (tests listen on port 0).
 	Ready func(metricsAddr string)
@@ -51,7 +67,11 @@ func NewCmdWorker(f *cmdutil.Factory, runF func(context.Context, *Options) error
 		Long: `Works stripe_sync jobs: each reads its entity's current row and makes Stripe match
 it. Several worker processes may share one database. On SIGINT/SIGTERM the worker
 stops fetching, lets jobs in flight finish for --shutdown-timeout, then cancels
-the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.`,
+the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.
+
+The Stripe rate limit (--rate, --account-rate) is one limit for all worker
+processes on the database, held in the table stripe_sync_rate_limit; bursts
+are a tenth of a second's requests (at least 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency < 1 {
@@ -59,6 +79,16 @@ the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.`,
 			}
 			if opts.Rate < 0 || opts.AccountRate < 0 {
 				return cmdutil.Usagef("--rate and --account-rate must not be negative")
+			}
+			if opts.JobTimeout <= 0 {
+				return cmdutil.Usagef("--job-timeout must be positive")
+			}
+			if opts.RescueStuckAfter != 0 && opts.RescueStuckAfter <= opts.JobTimeout {
+				// A live attempt would be rescued and run twice at once.
+				return cmdutil.Usagef("--rescue-stuck-after must exceed --job-timeout (%s)", opts.JobTimeout)
+			}
+			if opts.LogRetention <= 0 {
+				return cmdutil.Usagef("--log-retention must be positive")
 			}
 			if opts.LogFormat != "text" && opts.LogFormat != "json" {
 				return cmdutil.Usagef("--log-format must be text or json, not %q", opts.LogFormat)
@@ -73,10 +103,13 @@ the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.`,
 		},
 	}
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 10, "jobs worked at once by this process")
-	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second (default 25 for test keys, 100 for live keys)")
-	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account (0: no per-account limit)")
+	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second, shared by every worker on this database (default 25 for test keys, 100 for live keys)")
+	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
+	cmd.Flags().DurationVar(&opts.JobTimeout, "job-timeout", 2*time.Minute, "how long one attempt of a job may run before it is cancelled and retried")
+	cmd.Flags().DurationVar(&opts.RescueStuckAfter, "rescue-stuck-after", 0, "when a job left running by a killed worker is retried (default --job-timeout + 1m)")
+	cmd.Flags().DurationVar(&opts.LogRetention, "log-retention", 30*24*time.Hour, "how long stripe_sync_log rows are kept before the hourly prune deletes them")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.Currency, "currency", "aud", "currency of every Price")
@@ -124,21 +157,33 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if rate == 0 {
 		rate = DefaultRate(key)
 	}
-	metrics := newMetrics()
+	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
+	if err != nil {
+		return err
+	}
+	limiterPool, err := openLimiterPool(ctx, opts.Factory.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer limiterPool.Close()
+
+	metrics := newMetrics(pool)
+	limiterOpts := stripeclient.PostgresLimiterOptions{Rate: rate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
 	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
-		Limiter:  stripeclient.NewLocalLimiter(rate, max(1, int(rate/5))),
+		Limiter:  stripeclient.NewPostgresLimiter(limiterPool, limiterOpts),
 		Logger:   logger,
 		Observer: metrics.observeStripe,
 	})
 	if err != nil {
 		return err
 	}
-	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
-	if err != nil {
-		return err
-	}
 	client, err := jobs.NewClient(&jobs.Deps{Pool: pool, Stripe: sc, Currency: opts.Currency, Logger: logger},
-		jobs.Options{Concurrency: opts.Concurrency})
+		jobs.Options{
+			Concurrency:          opts.Concurrency,
+			JobTimeout:           opts.JobTimeout,
+			RescueStuckJobsAfter: opts.RescueStuckAfter,
+			LogRetention:         opts.LogRetention,
+		})
 	if err != nil {
 		return err
 	}
@@ -151,8 +196,15 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
-	logger.Info("worker started", slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate))
+	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
+		slog.Int("burst", stripeclient.DefaultBurst(rate)), slog.Duration("job_timeout", opts.JobTimeout),
+		slog.Duration("log_retention", opts.LogRetention)}
+	if opts.AccountRate > 0 {
+		attrs = append(attrs, slog.Float64("account_rate", opts.AccountRate))
+	}
+	logger.Info("worker started", attrs...)
 
+	var draining atomic.Bool
 	metricsAddr := ""
 	if opts.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", opts.MetricsAddr)
@@ -161,7 +213,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 			return fmt.Errorf("metrics: listen on %s: %w", opts.MetricsAddr, err)
 		}
 		metricsAddr = ln.Addr().String()
-		srv := &http.Server{Handler: metrics.handler(pool.Ping, client), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: metrics.handler(pool.Ping, client, &draining), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		logger.Info("serving /metrics, /healthz and /readyz", slog.String("addr", metricsAddr))
@@ -171,6 +223,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 	}
 
 	<-ctx.Done()
+	draining.Store(true)
 	logger.Info("shutting down: finishing jobs in flight", slog.Duration("timeout", opts.ShutdownTimeout))
 	softCtx, cancel := context.WithTimeout(context.Background(), opts.ShutdownTimeout)
 	defer cancel()
@@ -186,68 +239,21 @@ func workerRun(ctx context.Context, opts *Options) error {
 	return nil
 }
 
-type metrics struct {
-	registry       *prometheus.Registry
-	stripeRequests *prometheus.CounterVec
-	stripeLatency  *prometheus.HistogramVec
-	jobs           *prometheus.CounterVec
-}
-
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		stripeRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stripe_sync_stripe_requests_total", Help: "Stripe API requests by operation and HTTP status (0: no response).",
-		}, []string{"operation", "status"}),
-		stripeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "stripe_sync_stripe_request_duration_seconds", Help: "Stripe API request latency by operation.",
-			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
-		}, []string{"operation"}),
-		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "stripe_sync_jobs_total", Help: "Sync job attempts by kind and outcome.",
-		}, []string{"kind", "outcome"}),
+// openLimiterPool opens the rate limiter's own small pool. A job holds a
+// connection of the main pool in its transaction while it calls Stripe; were
+// the limiter to take its token from that pool too, jobs filling it would
+// each wait for a connection none of them will give back.
+func openLimiterPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, cmdutil.Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
-	m.registry.MustRegister(m.stripeRequests, m.stripeLatency, m.jobs,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
-}
-
-func (m *metrics) observeStripe(op string, status int, d time.Duration) {
-	m.stripeRequests.WithLabelValues(op, strconv.Itoa(status)).Inc()
-	m.stripeLatency.WithLabelValues(op).Observe(d.Seconds())
-}
-
-func (m *metrics) countJobs(events <-chan *river.Event) {
-	for ev := range events {
-		if ev.Job == nil {
-			continue
-		}
-		m.jobs.WithLabelValues(ev.Job.Kind, string(ev.Kind)).Inc()
+	cfg.ConnConfig.RuntimeParams["application_name"] = "syncctl worker rate limiter"
+	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "10s"
+	cfg.MaxConns = 4
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("rate limiter: connect to database: %w", err)
 	}
-}
-
-type stoppable interface{ Stopped() <-chan struct{} }
-
-func (m *metrics) handler(ping func(context.Context) error, client stoppable) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-client.Stopped():
-			http.Error(w, "river client stopped", http.StatusServiceUnavailable)
-			return
-		default:
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := ping(ctx); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	return mux
+	return pool, nil
 }

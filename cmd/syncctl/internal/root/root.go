@@ -8,10 +8,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/backfill"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/enqueue"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/jobs"
+	synclog "github.com/lodgetix/stripe-sync/cmd/syncctl/log"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/migrate"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/reconcile"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/retryfailed"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/status"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/stripeemulator"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/ui"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/worker"
 )
 
@@ -35,7 +42,14 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		migrate.NewCmdMigrate(f, nil),
 		worker.NewCmdWorker(f, nil),
 		enqueue.NewCmdEnqueue(f, nil),
+		jobs.NewCmdJobs(f),
+		retryfailed.NewCmdRetryFailed(f, nil),
+		status.NewCmdStatus(f, nil),
+		synclog.NewCmdLog(f, nil),
 		stripeemulator.NewCmdStripeEmulator(f, nil),
+		backfill.NewCmdBackfill(f, nil),
+		reconcile.NewCmdReconcile(f, nil),
+		ui.NewCmdUI(f, nil),
 	)
 	return cmd
 }

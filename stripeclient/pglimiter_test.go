@@ -1,0 +1,314 @@
+package stripeclient
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/lodgetix/stripe-sync/internal/testdb"
+)
+
+// pgLimiterPools opens n pools on one fresh database: each stands for a
+// worker process of its own.
+func pgLimiterPools(t *testing.T, n int) []*pgxpool.Pool {
+	t.Helper()
+	url := testdb.URL(t)
+	pools := make([]*pgxpool.Pool, n)
+	for i := range pools {
+		pool, err := pgxpool.New(context.Background(), url)
+		require.NoError(t, err)
+		t.Cleanup(pool.Close)
+		pools[i] = pool
+	}
+	return pools
+}
+
+// hammer calls Wait on every limiter from several goroutines until ctx's
+// deadline, and returns the admission times by account.
+func hammer(ctx context.Context, t *testing.T, limiters []*PostgresLimiter, accounts []string) map[string][]time.Time {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		admitted = map[string][]time.Time{}
+		failures []error
+	)
+	for _, l := range limiters {
+		for _, account := range accounts {
+			for range 4 {
+				wg.Go(func() {
+					for {
+						err := l.Wait(ctx, account)
+						now := time.Now()
+						mu.Lock()
+						if err != nil {
+							if ctx.Err() == nil && !isDeadline(err) {
+								failures = append(failures, err)
+							}
+							mu.Unlock()
+							return
+						}
+						admitted[account] = append(admitted[account], now)
+						mu.Unlock()
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+	require.Empty(t, failures)
+	for _, times := range admitted {
+		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	return admitted
+}
+
+func isDeadline(err error) bool {
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled))
+}
+
+// busiestSecond is the most admissions any closed one-second window holds.
+func busiestSecond(times []time.Time) int {
+	most := 0
+	for i := range times {
+		n := 0
+		for j := i; j < len(times) && times[j].Sub(times[i]) <= time.Second; j++ {
+			n++
+		}
+		most = max(most, n)
+	}
+	return most
+}
+
+// achievedRate is admissions per second from the first to the last.
+func achievedRate(times []time.Time) float64 {
+	if len(times) < 2 {
+		return 0
+	}
+	return float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
+}
+
+func TestPostgresLimiter_Wait(t *testing.T) {
+	t.Parallel()
+
+	t.Run("SharedByTwoProcesses", func(t *testing.T) {
+		t.Parallel()
+		const rate = 10
+		pools := pgLimiterPools(t, 2)
+		limiters := []*PostgresLimiter{
+			NewPostgresLimiter(pools[0], PostgresLimiterOptions{Rate: rate}),
+			NewPostgresLimiter(pools[1], PostgresLimiterOptions{Rate: rate}),
+		}
+		burst := DefaultBurst(rate)
+
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		times := hammer(ctx, t, limiters, []string{"acct_1Shared"})["acct_1Shared"]
+
+		got := achievedRate(times)
+		t.Logf("two limiters at --rate %d (burst %d): %d admissions, busiest second %d, achieved %.2f/s",
+			rate, burst, len(times), busiestSecond(times), got)
+		require.LessOrEqual(t, busiestSecond(times), rate+burst, "no one-second window above the rate plus the burst")
+		require.GreaterOrEqual(t, got, 9.0, "the limit is the throughput, not far below it")
+	})
+
+	t.Run("BothProcessesAreServed", func(t *testing.T) {
+		t.Parallel()
+		pools := pgLimiterPools(t, 2)
+		var mu sync.Mutex
+		served := map[int]int{}
+		limiters := make([]*PostgresLimiter, 2)
+		for i, pool := range pools {
+			limiters[i] = NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 20, OnWait: func(time.Duration) {
+				mu.Lock()
+				served[i]++
+				mu.Unlock()
+			}})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+		defer cancel()
+		times := hammer(ctx, t, limiters, []string{""})[""]
+		require.Equal(t, len(times), served[0]+served[1], "OnWait reports every admission")
+		require.Positive(t, served[0], "the first process got slots")
+		require.Positive(t, served[1], "the second process got slots")
+	})
+
+	t.Run("PerAccount", func(t *testing.T) {
+		t.Parallel()
+		const accountRate = 5
+		pools := pgLimiterPools(t, 2)
+		// A global rate well above the accounts' own, low enough that the
+		// platform's hammering does not starve the machine.
+		opts := PostgresLimiterOptions{Rate: 50, AccountRate: accountRate}
+		limiters := []*PostgresLimiter{NewPostgresLimiter(pools[0], opts), NewPostgresLimiter(pools[1], opts)}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		admitted := hammer(ctx, t, limiters, []string{"acct_1A", "acct_1B", ""})
+
+		burst := DefaultBurst(accountRate)
+		for _, account := range []string{"acct_1A", "acct_1B"} {
+			times := admitted[account]
+			t.Logf("%s: %d admissions, busiest second %d, achieved %.2f/s", account, len(times), busiestSecond(times), achievedRate(times))
+			require.LessOrEqual(t, busiestSecond(times), accountRate+burst, "%s held to its own limit", account)
+			require.GreaterOrEqual(t, achievedRate(times), 0.9*accountRate, "%s gets its own limit while the other account is saturated", account)
+		}
+		platform := len(admitted[""])
+		t.Logf("platform account: %d admissions", platform)
+		require.Greater(t, platform, 3*accountRate*2, "requests on the platform account are not held to a connected account's limit")
+	})
+
+	t.Run("NoLimit", func(t *testing.T) {
+		t.Parallel()
+		// No rate means no bucket, hence no query: a nil pool would panic.
+		l := NewPostgresLimiter(nil, PostgresLimiterOptions{})
+		require.NoError(t, l.Wait(context.Background(), "acct_1"))
+	})
+
+	t.Run("DeadlineTooSoon", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 1})
+		require.NoError(t, l.Wait(context.Background(), ""), "the first token is free")
+
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		err := l.Wait(ctx, "")
+		require.ErrorIs(t, err, context.DeadlineExceeded, "the next slot is a second away")
+
+		var secondsAhead float64
+		require.NoError(t, pool.QueryRow(context.Background(),
+			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&secondsAhead))
+		require.Less(t, secondsAhead, 1.0, "a refused Wait reserves nothing: one slot ahead, not two")
+	})
+
+	t.Run("CancelledWhileWaiting", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 0.5})
+		require.NoError(t, l.Wait(context.Background(), ""))
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- l.Wait(ctx, "") }()
+		cancel()
+		require.ErrorIs(t, <-errc, context.Canceled)
+	})
+}
+
+func TestPostgresLimiter_Penalize(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Global", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		var (
+			mu     sync.Mutex
+			waited []time.Duration
+		)
+		// A burst of 5 would let 4 requests in before the pause ended, were
+		// the penalty not pushed past it.
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 10, Burst: 5, OnWait: func(d time.Duration) {
+			mu.Lock()
+			waited = append(waited, d)
+			mu.Unlock()
+		}})
+		l.Penalize("acct_1P", time.Second)
+		var wg sync.WaitGroup
+		for _, account := range []string{"acct_1P", "acct_1Other", "acct_1Other", ""} {
+			wg.Go(func() { require.NoError(t, l.Wait(context.Background(), account)) })
+		}
+		wg.Wait()
+		require.Len(t, waited, 4)
+		for _, d := range waited {
+			// Without an account rate the whole limit backs off, and resumes
+			// one request at a time, not with a burst.
+			require.Greater(t, d, 800*time.Millisecond, "nothing is admitted during Stripe's Retry-After")
+		}
+	})
+
+	t.Run("PerAccount", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		var waited []time.Duration
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100, AccountRate: 10,
+			OnWait: func(d time.Duration) { waited = append(waited, d) }})
+		l.Penalize("acct_1P", time.Second)
+		require.NoError(t, l.Wait(context.Background(), "acct_1Other"))
+		require.NoError(t, l.Wait(context.Background(), "acct_1P"))
+		require.Equal(t, time.Duration(0), waited[0], "another account is not held back")
+		require.Greater(t, waited[1], 500*time.Millisecond, "the refused account waits")
+	})
+
+	t.Run("PenaltiesDoNotAddUp", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		var waited []time.Duration
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100, OnWait: func(d time.Duration) { waited = append(waited, d) }})
+		for range 5 {
+			l.Penalize("", time.Second)
+		}
+		require.NoError(t, l.Wait(context.Background(), ""))
+		require.Less(t, waited[0], 1100*time.Millisecond, "five 429s at once pause for one Retry-After, not five")
+	})
+}
+
+// penalizingLimiter records what the transport tells it.
+type penalizingLimiter struct {
+	mu        sync.Mutex
+	penalties []string
+}
+
+func (l *penalizingLimiter) Wait(context.Context, string) error { return nil }
+
+func (l *penalizingLimiter) Penalize(account string, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.penalties = append(l.penalties, account+" "+d.String())
+}
+
+func TestStripeClient_PenalizesLimiterOn429(t *testing.T) {
+	t.Parallel()
+
+	t.Run("RetryAfterPassedOn", func(t *testing.T) {
+		t.Parallel()
+		emu := NewEmulator(EmulatorOptions{SecretKey: stripeTestKey})
+		srv := httptest.NewServer(emu)
+		t.Cleanup(srv.Close)
+		limiter := &penalizingLimiter{}
+		c, err := New(Options{SecretKey: stripeTestKey, APIBase: srv.URL, Limiter: limiter})
+		require.NoError(t, err)
+
+		emu.AddFault(Fault{Kind: FaultRateLimit, Times: 1, RetryAfter: 2 * time.Second})
+		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, IsClass(err, ClassRateLimited), "got %v", err)
+		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, IsClass(err, ClassNotFound), "got %v", err)
+		require.Equal(t, []string{"acct_1R 2s"}, limiter.penalties, "one 429, one penalty of Stripe's Retry-After")
+	})
+
+	t.Run("PostgresBucketPushed", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		emu := NewEmulator(EmulatorOptions{SecretKey: stripeTestKey})
+		srv := httptest.NewServer(emu)
+		t.Cleanup(srv.Close)
+		c, err := New(Options{SecretKey: stripeTestKey, APIBase: srv.URL,
+			Limiter: NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100})})
+		require.NoError(t, err)
+
+		emu.AddFault(Fault{Kind: FaultRateLimit, Times: 1, RetryAfter: 3 * time.Second})
+		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, IsClass(err, ClassRateLimited), "got %v", err)
+		var ahead float64
+		require.NoError(t, pool.QueryRow(context.Background(),
+			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&ahead))
+		require.Greater(t, ahead, 2.0, "the shared bucket admits nothing for Retry-After")
+	})
+}
