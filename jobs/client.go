@@ -132,7 +132,7 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(opts.ResyncInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
-				&river.PeriodicJobOpts{ID: "stripe_sync_resync"}),
+				&river.PeriodicJobOpts{ID: "stripe_sync_resync", RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(pruneInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return PruneLogArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "stripe_sync_prune_log", RunOnStart: true}),

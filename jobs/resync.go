@@ -25,11 +25,16 @@ func (ResyncArgs) InsertOpts() river.InsertOpts {
 }
 
 // ResyncWorker catches the one change a job's end can miss: a change that
-// commits while a job is being cancelled or discarded collapses into that
-// job (River dedupes against running jobs) and River finalises it after Work
-// returns, outside our transaction. Such an entity has wanted_version past
-// handled_version and no waiting job; this re-enqueues it. Successful jobs
-// never need it: they complete in the transaction that checks the version.
+// commits after a failing job's last transaction but before River finalises
+// the job (cancelled or discarded, asynchronously, after Work returns)
+// collapses into that still-running job and is never seen. Such an entity
+// has wanted_version past handled_version, no waiting job, and a last job
+// that started before the change; this re-enqueues it. Successful jobs never
+// need it: they complete in the transaction that checks the version.
+//
+// A job an operator cancelled, or one River discarded without our code
+// recording it (a timeout), started after the entity's last change, so it is
+// left alone: retry-failed is the way back for those.
 type ResyncWorker struct {
 	river.WorkerDefaults[ResyncArgs]
 	deps *Deps
@@ -39,8 +44,19 @@ type ResyncWorker struct {
 // job is still waiting or running.
 func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) error {
 	rows, err := w.deps.Pool.Query(ctx, `
-		SELECT entity_type, entity_id::text FROM stripe_sync_state
-		WHERE wanted_version > handled_version
+		SELECT s.entity_type, s.entity_id::text
+		FROM stripe_sync_state s
+		CROSS JOIN LATERAL (
+			SELECT j.state, j.attempted_at FROM river_job j
+			WHERE j.kind = 'stripe_sync_' || s.entity_type
+			  AND j.args @> jsonb_build_object(
+			        CASE s.entity_type WHEN 'event' THEN 'event_id' WHEN 'ticket' THEN 'ticket_id' ELSE 'organisation_id' END,
+			        s.entity_id::text)
+			ORDER BY j.id DESC LIMIT 1
+		) last
+		WHERE s.wanted_version > s.handled_version
+		  AND last.state IN ('cancelled', 'discarded', 'completed')
+		  AND last.attempted_at < s.wanted_at
 		LIMIT 10000`)
 	if err != nil {
 		return fmt.Errorf("find unhandled entities: %w", err)

@@ -30,6 +30,10 @@ CREATE TABLE stripe_sync_state (
     entity_type text NOT NULL CHECK (entity_type IN ('event', 'ticket', 'org')),
     entity_id uuid NOT NULL,
     wanted_version bigint NOT NULL DEFAULT 0,
+    -- When the latest change was recorded (clock time, not the changing
+    -- transaction's start), for the resync job's "did the last job start
+    -- before this change?" test.
+    wanted_at timestamptz,
     handled_version bigint NOT NULL DEFAULT 0,
     -- The event a ticket's Price hangs off, so deleting an event can find
     -- every Price created for it after the ticket rows are gone.

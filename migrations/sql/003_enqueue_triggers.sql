@@ -12,10 +12,10 @@ LANGUAGE sql
 SECURITY DEFINER
 SET search_path = public, pg_temp
 AS $$
-    INSERT INTO stripe_sync_state (entity_type, entity_id, wanted_version)
-    VALUES (p_entity_type, p_entity_id, 1)
+    INSERT INTO stripe_sync_state (entity_type, entity_id, wanted_version, wanted_at)
+    VALUES (p_entity_type, p_entity_id, 1, clock_timestamp())
     ON CONFLICT (entity_type, entity_id)
-    DO UPDATE SET wanted_version = stripe_sync_state.wanted_version + 1;
+    DO UPDATE SET wanted_version = stripe_sync_state.wanted_version + 1, wanted_at = clock_timestamp();
 $$;
 -- +goose StatementEnd
 
