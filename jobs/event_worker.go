@@ -39,6 +39,9 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 			if o.action == ActionCreate && o.err == nil {
 				// A Product new on this account (first sync, a fixed title,
 				// a new connected account): the tickets follow it there.
+				if err := lockEventRow(ctx, tx, id); err != nil {
+					return nil, err
+				}
 				if err := enqueueTicketsOffAccount(ctx, tx, id, o.account); err != nil {
 					return nil, err
 				}
@@ -145,15 +148,41 @@ func (d *Deps) syncProduct(ctx context.Context, tx pgx.Tx, id string, ev *eventR
 	}
 	if st.account != "" && st.account != account && st.objectID != "" {
 		// The organisation moved to another account: the old Product must
-		// stop selling. The old account may be disconnected already, so this
-		// is best effort.
+		// stop selling. The old account may be disconnected already, so
+		// this is best effort, but only then: after a transient failure a
+		// retry must archive it, or it stays on sale for good.
 		old := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
 		if _, err := d.Stripe.ArchiveProduct(ctx, old, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+			if transient(err) {
+				return o.fail(ActionArchive, err)
+			}
 			logger.Warn("could not archive the Product on the previous account",
 				slog.String("previous_account", st.account), slog.String("error", err.Error()))
 		}
 	}
 	return o.succeed(action, account, productID, fp)
+}
+
+// transient reports whether err says nothing lasting about the request: a
+// network error, a 5xx or a 429.
+func transient(err error) bool {
+	return stripeclient.IsClass(err, stripeclient.ClassRetryable) || stripeclient.IsClass(err, stripeclient.ClassRateLimited)
+}
+
+// lockEventRow takes the event's row lock (FOR NO KEY UPDATE: a host DELETE
+// or UPDATE of the event waits for it, a new ticket's foreign-key check does
+// not) before the job writes rows the host's triggers also write. A host
+// DELETE locks the event row, then its tickets' rows (the foreign key
+// cascades before the sync trigger fires), then the event's
+// stripe_sync_state row; a job holding that state row or a ticket's new job
+// row, then writing the event or a ticket row back, would deadlock with it,
+// and PostgreSQL may abort the host's DELETE. Taking the event row first
+// puts the job in the host's order.
+func lockEventRow(ctx context.Context, tx pgx.Tx, eventID string) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, eventID); err != nil {
+		return fmt.Errorf("lock event %s row: %w", eventID, err)
+	}
+	return nil
 }
 
 // ensureProduct creates or updates the Product with id so it matches params.

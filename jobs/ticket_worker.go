@@ -141,6 +141,9 @@ func (d *Deps) syncPrice(ctx context.Context, tx pgx.Tx, id string, logger *slog
 	if evOutcome.err != nil {
 		return o.fail(ActionSync, fmt.Errorf("event %s: %w", parent, evOutcome.err)), nil
 	}
+	if err := lockEventRow(ctx, tx, parent); err != nil {
+		return nil, err
+	}
 	if err := recordParent(ctx, tx, parent, evOutcome); err != nil {
 		return nil, err
 	}
@@ -165,11 +168,12 @@ func (d *Deps) syncPrice(ctx context.Context, tx pgx.Tx, id string, logger *slog
 	}
 	if priceID != st.objectID && st.objectID != "" {
 		// The old Price (a changed amount, or the previous account's) stops
-		// selling. On another account this is best effort: it may be
-		// disconnected already.
+		// selling. On another account this is best effort when the account
+		// refuses us (it may be disconnected already); a transient failure
+		// is retried, or the old Price stays on sale for good.
 		old := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
 		if _, err := d.Stripe.ArchivePrice(ctx, old, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
-			if st.account == account {
+			if st.account == account || transient(err) {
 				return o.fail(ActionArchive, err), nil
 			}
 			logger.Warn("could not archive the Price on the previous account",

@@ -82,53 +82,70 @@ func NewPostgresLimiter(pool *pgxpool.Pool, opts PostgresLimiterOptions) *Postgr
 	return &PostgresLimiter{pool: pool, opts: opts}
 }
 
-// Wait implements Limiter. It reserves a slot, then sleeps until it. It
-// returns an error wrapping context.DeadlineExceeded, reserving nothing, when
-// the slot lies past ctx's deadline; an error wrapping ctx's error if ctx
-// ends while it sleeps (the slot is then lost, which only slows others
-// slightly); and the database's error if the reservation fails, so the
-// request is not sent unlimited.
+// Wait implements Limiter. It reserves a slot, then sleeps until it; when a
+// connected account's own bucket is booked further ahead than the global
+// bucket's burst tolerance, it first sleeps until the account's slot is near
+// and asks again. It returns an error wrapping context.DeadlineExceeded,
+// reserving nothing, when the slot lies past ctx's deadline; an error wrapping
+// ctx's error if ctx ends while it sleeps (a reserved slot is then lost, which
+// only slows others slightly); and the database's error if the reservation
+// fails, so the request is not sent unlimited.
 func (l *PostgresLimiter) Wait(ctx context.Context, account string) error {
-	buckets, perSecond, burst := l.buckets(account)
-	if len(buckets) == 0 {
+	b := l.buckets(account)
+	if len(b.names) == 0 {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("rate limit: %w", err)
-	}
-	maxWait := math.Inf(1)
-	if deadline, ok := ctx.Deadline(); ok {
-		maxWait = time.Until(deadline).Seconds()
-	}
-	var (
-		waitSeconds float64
-		admitted    bool
-	)
-	err := l.pool.QueryRow(ctx, `SELECT wait_seconds, admitted FROM stripe_sync_rate_take($1, $2, $3, $4)`,
-		buckets, perSecond, burst, maxWait).Scan(&waitSeconds, &admitted)
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return fmt.Errorf("rate limit: %w", ctxErr)
+	var waited time.Duration
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("rate limit: %w", err)
 		}
-		return fmt.Errorf("rate limit: take a token: %w", err)
-	}
-	wait := time.Duration(waitSeconds * float64(time.Second))
-	if !admitted {
-		return fmt.Errorf("rate limit: the next slot is %s away, past the deadline: %w", wait.Round(time.Millisecond), context.DeadlineExceeded)
-	}
-	if wait > 0 {
-		timer := time.NewTimer(wait)
-		defer timer.Stop()
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("rate limit: %w", ctx.Err())
-		case <-timer.C:
+		maxWait := math.Inf(1)
+		if deadline, ok := ctx.Deadline(); ok {
+			maxWait = time.Until(deadline).Seconds()
+		}
+		var (
+			waitSeconds float64
+			admitted    bool
+		)
+		err := l.pool.QueryRow(ctx, `SELECT wait_seconds, admitted FROM stripe_sync_rate_take($1, $2, $3, $4, $5)`,
+			b.names, b.perSecond, b.burst, b.maxLead, maxWait).Scan(&waitSeconds, &admitted)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return fmt.Errorf("rate limit: %w", ctxErr)
+			}
+			return fmt.Errorf("rate limit: take a token: %w", err)
+		}
+		wait := time.Duration(max(waitSeconds, 0) * float64(time.Second))
+		if !admitted && waitSeconds > maxWait {
+			return fmt.Errorf("rate limit: the next slot is %s away, past the deadline: %w", wait.Round(time.Millisecond), context.DeadlineExceeded)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return err
+		}
+		waited += wait
+		if admitted {
+			break
 		}
 	}
 	if l.opts.OnWait != nil {
-		l.opts.OnWait(max(wait, 0))
+		l.opts.OnWait(waited)
 	}
 	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("rate limit: %w", ctx.Err())
+	case <-timer.C:
+		return nil
+	}
 }
 
 // Penalize makes the bucket that governs account's requests (the account's
@@ -157,23 +174,37 @@ func (l *PostgresLimiter) Penalize(account string, d time.Duration) {
 		ON CONFLICT (bucket) DO UPDATE SET tat = greatest(r.tat, EXCLUDED.tat)`, bucket, push)
 }
 
+// minAccountLead is the least an account's bucket may be booked ahead and
+// still reserve: enough to absorb the time a waiter takes to wake and ask.
+const minAccountLead = 10 * time.Millisecond
+
+// takeArgs are stripe_sync_rate_take's per-bucket arguments.
+type takeArgs struct {
+	names     []string
+	perSecond []float64
+	burst     []int32
+	maxLead   []float64
+}
+
 // buckets lists the buckets a request on account takes from, "global"
 // first: stripe_sync_rate_take locks them in this order.
-func (l *PostgresLimiter) buckets(account string) ([]string, []float64, []int32) {
-	var (
-		names     []string
-		perSecond []float64
-		burst     []int32
-	)
+func (l *PostgresLimiter) buckets(account string) takeArgs {
+	var a takeArgs
+	accountLead := math.Inf(1)
 	if l.opts.Rate > 0 && !math.IsInf(l.opts.Rate, 1) {
-		names = append(names, GlobalBucket)
-		perSecond = append(perSecond, l.opts.Rate)
-		burst = append(burst, int32(l.opts.Burst))
+		a.names = append(a.names, GlobalBucket)
+		a.perSecond = append(a.perSecond, l.opts.Rate)
+		a.burst = append(a.burst, int32(l.opts.Burst))
+		a.maxLead = append(a.maxLead, math.Inf(1))
+		// Within the global bucket's tolerance, an account's reservation
+		// moves the global bucket's next slot no later than the present.
+		accountLead = max(float64(l.opts.Burst-1)/l.opts.Rate, minAccountLead.Seconds())
 	}
 	if account != "" && l.opts.AccountRate > 0 && !math.IsInf(l.opts.AccountRate, 1) {
-		names = append(names, AccountBucket(account))
-		perSecond = append(perSecond, l.opts.AccountRate)
-		burst = append(burst, int32(l.opts.AccountBurst))
+		a.names = append(a.names, AccountBucket(account))
+		a.perSecond = append(a.perSecond, l.opts.AccountRate)
+		a.burst = append(a.burst, int32(l.opts.AccountBurst))
+		a.maxLead = append(a.maxLead, accountLead)
 	}
-	return names, perSecond, burst
+	return a
 }

@@ -144,25 +144,30 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		t.Parallel()
 		const accountRate = 5
 		pools := pgLimiterPools(t, 2)
-		// A global rate well above the accounts' own, low enough that the
-		// platform's hammering does not starve the machine.
-		opts := PostgresLimiterOptions{Rate: 50, AccountRate: accountRate}
+		// The global rate is above both accounts' together, but not by much:
+		// one account's backlog must not slow the other.
+		opts := PostgresLimiterOptions{Rate: 20, AccountRate: accountRate}
 		limiters := []*PostgresLimiter{NewPostgresLimiter(pools[0], opts), NewPostgresLimiter(pools[1], opts)}
 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		admitted := hammer(ctx, t, limiters, []string{"acct_1A", "acct_1B", ""})
-
+		admitted := hammer(ctx, t, limiters, []string{"acct_1A", "acct_1B"})
 		burst := DefaultBurst(accountRate)
 		for _, account := range []string{"acct_1A", "acct_1B"} {
 			times := admitted[account]
 			t.Logf("%s: %d admissions, busiest second %d, achieved %.2f/s", account, len(times), busiestSecond(times), achievedRate(times))
 			require.LessOrEqual(t, busiestSecond(times), accountRate+burst, "%s held to its own limit", account)
-			require.GreaterOrEqual(t, achievedRate(times), 0.9*accountRate, "%s gets its own limit while the other account is saturated", account)
+			require.GreaterOrEqual(t, achievedRate(times), 0.8*accountRate,
+				"%s gets its own limit while the other account is saturated", account)
 		}
-		platform := len(admitted[""])
-		t.Logf("platform account: %d admissions", platform)
-		require.Greater(t, platform, 3*accountRate*2, "requests on the platform account are not held to a connected account's limit")
+
+		// Both accounts' buckets are still full of reservations: requests on
+		// the platform account take none of them.
+		ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		platform := len(hammer(ctx, t, limiters[:1], []string{""})[""])
+		t.Logf("platform account: %d admissions in 1 s", platform)
+		require.Greater(t, platform, 3*accountRate, "requests on the platform account are not held to a connected account's limit")
 	})
 
 	t.Run("NoLimit", func(t *testing.T) {

@@ -138,8 +138,10 @@ func TestWorker_shutdown(t *testing.T) {
 		// rather than create another.
 		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST",
 			PathPrefix: "/v1/prices/" + first[0].ID, Latency: 10 * time.Second, Times: 1})
+		mark := a.out.mark()
 		h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
-		a.waitLine(t, "Requesting POST "+strings.TrimPrefix(h.apiBase, "http://")+"/v1/prices/"+first[0].ID, 30*time.Second)
+		a.waitLineAfter(t, mark, "Requesting POST "+strings.TrimPrefix(h.apiBase, "http://")+"/v1/prices/"+first[0].ID,
+			30*time.Second)
 		a.kill(t)
 		stuck := h.stuckJob("stripe_sync_ticket", "ticket_id", ticket)
 
@@ -209,4 +211,43 @@ func (h *harness) requireRescued(job stuckJobInfo, rescueAfter time.Duration) {
 	require.Contains(h.t, attemptErrs[0].Error, "Stuck job rescued")
 	require.GreaterOrEqual(h.t, attemptErrs[0].At.Sub(job.attemptedAt), rescueAfter, "rescued only after --rescue-stuck-after")
 	h.t.Logf("job %d rescued %s after its attempt began", job.id, attemptErrs[0].At.Sub(job.attemptedAt).Round(time.Millisecond))
+}
+
+// TestWorker_hostDeleteDuringSlowPrice deletes an event while a ticket job
+// of that event waits on a slow Stripe call: the host's DELETE may wait for
+// the job, but must never fail (a deadlock between the cascade and the job's
+// write-back once aborted it).
+func TestWorker_hostDeleteDuringSlowPrice(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, crashKey)
+	const (
+		org     = "0a000000-0000-4000-8000-000000000004"
+		account = "acct_e2e_host_delete"
+	)
+	h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
+	w := h.startWorker("worker", workerConfig{LogLevel: "debug"})
+	event, ticket := uuidN("0e000000", 4), uuidN("07000000", 4)
+	h.insertEvent(event, org, "Doomed Banquet")
+	h.exec(`INSERT INTO event_tickets (id, event_id, name, price) VALUES ($1, $2, 'Dinner', 10.00)`, ticket, event)
+	h.waitIdle(30*time.Second, false)
+
+	// A new amount makes a new Price, which the job must then write back to
+	// the ticket row; the host deletes the event while the create is slow.
+	h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/prices",
+		Latency: 500 * time.Millisecond, Times: 1})
+	mark := w.out.mark()
+	h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
+	w.waitLineAfter(t, mark, "Requesting POST "+strings.TrimPrefix(h.apiBase, "http://")+"/v1/prices", 30*time.Second)
+	_, err := h.pool.Exec(context.Background(), `DELETE FROM events WHERE event_id = $1`, event)
+	require.NoError(t, err, "the host's delete succeeds")
+	h.waitIdle(30*time.Second, false)
+	t.Log(w.out.String())
+
+	s := h.state()
+	p := productOf(s, account, jobs.ProductID(event))
+	require.NotNil(t, p)
+	require.False(t, p.Active, "deleted event's Product archived")
+	for _, price := range pricesOf(s, account, ticket) {
+		require.False(t, price.Active, "deleted ticket's Price %s archived", price.ID)
+	}
 }

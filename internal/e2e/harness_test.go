@@ -79,15 +79,24 @@ func (o *output) String() string {
 	return o.buf.String()
 }
 
-// line returns the first complete line containing substr.
-func (o *output) line(substr string) (string, bool) {
+// mark returns how much has been written, for line.
+func (o *output) mark() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Len()
+}
+
+// line returns the first complete line containing substr that was written
+// after mark.
+func (o *output) line(mark int, substr string) (string, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	b := o.buf.Bytes()
-	i := bytes.Index(b, []byte(substr))
+	i := bytes.Index(b[mark:], []byte(substr))
 	if i < 0 {
 		return "", false
 	}
+	i += mark
 	start := bytes.LastIndexByte(b[:i], '\n') + 1
 	end := bytes.IndexByte(b[i:], '\n')
 	if end < 0 {
@@ -174,9 +183,16 @@ func (p *process) waitExit(t *testing.T, timeout time.Duration) int {
 // waitLine polls the output for a complete line containing substr.
 func (p *process) waitLine(t *testing.T, substr string, timeout time.Duration) string {
 	t.Helper()
+	return p.waitLineAfter(t, 0, substr, timeout)
+}
+
+// waitLineAfter polls for a complete line containing substr, written after
+// mark (from p.out.mark()).
+func (p *process) waitLineAfter(t *testing.T, mark int, substr string, timeout time.Duration) string {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if line, ok := p.out.line(substr); ok {
+		if line, ok := p.out.line(mark, substr); ok {
 			return line
 		}
 		if !p.running() {

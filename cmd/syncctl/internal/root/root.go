@@ -51,6 +51,17 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		reconcile.NewCmdReconcile(f, nil),
 		ui.NewCmdUI(f, nil),
 	)
+	// cobra's completion command prints help and exits 0 for an unknown
+	// shell; make it a usage error like every other bad argument.
+	cmd.InitDefaultCompletionCmd()
+	for _, c := range cmd.Commands() {
+		if c.Name() == "completion" {
+			c.Args = cobra.ArbitraryArgs
+			c.RunE = func(_ *cobra.Command, args []string) error {
+				return cmdutil.Usagef("completion: unknown shell %q (want bash, zsh, fish or powershell)", strings.Join(args, " "))
+			}
+		}
+	}
 	return cmd
 }
 

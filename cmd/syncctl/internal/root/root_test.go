@@ -55,3 +55,11 @@ func TestMain_usageErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestMain_completionUnknownShell(t *testing.T) {
+	t.Parallel()
+	streams, out, errOut := cmdutil.Test(false)
+	require.Equal(t, 2, Main([]string{"completion", "tcsh"}, streams, func(string) string { return "" }))
+	require.Empty(t, out.String())
+	require.Equal(t, "syncctl: completion: unknown shell \"tcsh\" (want bash, zsh, fish or powershell)\n", errOut.String())
+}
