@@ -3,9 +3,11 @@ package jobs_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -204,21 +206,25 @@ func TestEventWorker_responseLostOnCreate(t *testing.T) {
 // job must notice and sync again before completing.
 func TestEventWorker_updateDuringRunIsNotLost(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	inStripeCall := make(chan struct{})
+	var once sync.Once
+	b := setup(t, synctest.Options{WrapStripe: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/products") {
+				once.Do(func() { close(inStripeCall) })
+			}
+			next.ServeHTTP(w, r)
+		})
+	}})
 	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products", Latency: 800 * time.Millisecond, Times: 1})
 	id := eventID(5)
 	insertEvent(t, b, id, orgID, "Before")
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var state string
-		require.NoError(t, b.Pool.QueryRow(context.Background(),
-			`SELECT state FROM river_job WHERE kind = 'stripe_sync_event'`).Scan(&state))
-		if state == "running" {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "job never ran")
-		time.Sleep(5 * time.Millisecond)
+	// The job has read the row ("Before") and is inside its Stripe call.
+	select {
+	case <-inStripeCall:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job never called Stripe")
 	}
 	b.Exec(t, `UPDATE events SET title = 'After' WHERE event_id = $1`, id)
 	b.WaitIdle(t, 10*time.Second)

@@ -7,6 +7,7 @@ package synctest
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -40,18 +41,32 @@ type Options struct {
 	NoWorker bool
 	// Jobs are passed to jobs.NewClient.
 	Jobs jobs.Options
+	// WrapStripe, when set, wraps the emulator's handler, so a test can see
+	// a request arrive before the emulator answers it.
+	WrapStripe func(http.Handler) http.Handler
 }
 
 // Start boots a bundle for t and stops it when t ends.
 func Start(t testing.TB, opts Options) *Bundle {
 	t.Helper()
-	b := &Bundle{Pool: testdb.New(t)}
+	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
+	require.NoError(t, err)
+	// A job holds a connection for its whole transaction; size the pool like
+	// the worker does.
+	cfg.MaxConns = 20
+	b := &Bundle{}
+	b.Pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(b.Pool.Close)
 	b.Emulator = stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: SecretKey})
-	srv := httptest.NewServer(b.Emulator)
+	var handler http.Handler = b.Emulator
+	if opts.WrapStripe != nil {
+		handler = opts.WrapStripe(handler)
+	}
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	b.APIBase = srv.URL
 
-	var err error
 	b.Stripe, err = stripeclient.New(stripeclient.Options{SecretKey: SecretKey, APIBase: srv.URL})
 	require.NoError(t, err)
 

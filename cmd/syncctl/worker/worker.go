@@ -157,6 +157,10 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if rate == 0 {
 		rate = DefaultRate(key)
 	}
+	// Each job in flight holds a connection for its transaction (its entity
+	// lock lives there), and River needs a few for fetching, completing and
+	// leadership besides.
+	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 5)
 	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
 	if err != nil {
 		return err

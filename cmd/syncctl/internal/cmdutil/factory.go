@@ -27,6 +27,11 @@ type Factory struct {
 	// default to DATABASE_URL and STRIPE_API_BASE.
 	DatabaseURL   string
 	StripeAPIBase string
+	// PoolMaxConns, when set before the first Pool call, sizes the pool
+	// (unless the URL sets pool_max_conns). Defaults to pgx's default, which
+	// suits one-shot commands; the worker holds a connection per job in
+	// flight and needs more.
+	PoolMaxConns int32
 
 	mu   sync.Mutex
 	pool *pgxpool.Pool
@@ -55,6 +60,9 @@ func (f *Factory) Pool(ctx context.Context, applicationName string) (*pgxpool.Po
 		return nil, Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = applicationName
+	if f.PoolMaxConns > 0 && !strings.Contains(f.DatabaseURL, "pool_max_conns") {
+		cfg.MaxConns = f.PoolMaxConns
+	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = "60s"
 	}
