@@ -93,14 +93,15 @@ func reconcileRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	rate := worker.DefaultRate(key)
-	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
-		Limiter: stripeclient.NewLocalLimiter(rate, max(1, int(rate/5))),
-	})
+	pool, err := opts.Factory.Pool(ctx, "syncctl reconcile")
 	if err != nil {
 		return err
 	}
-	pool, err := opts.Factory.Pool(ctx, "syncctl reconcile")
+	// The workers' shared limit: reconciling beside running workers must not
+	// push the total past Stripe's.
+	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
+		Limiter: stripeclient.NewPostgresLimiter(pool, stripeclient.PostgresLimiterOptions{Rate: worker.DefaultRate(key)}),
+	})
 	if err != nil {
 		return err
 	}
