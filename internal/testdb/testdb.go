@@ -78,3 +78,14 @@ func Empty(t testing.TB) *sql.DB {
 	t.Helper()
 	return pgtestdb.New(t, config(t), pgtestdb.NoopMigrator{})
 }
+
+// URLOf returns the connection string of database name on the test server,
+// as the role pgtestdb gives tests.
+func URLOf(t testing.TB, name string) string {
+	t.Helper()
+	conf := config(t)
+	conf.Database = name
+	role := pgtestdb.DefaultRole()
+	conf.User, conf.Password = role.Username, role.Password
+	return conf.URL()
+}

@@ -1,0 +1,69 @@
+package stripeemulator
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/stripeclient"
+)
+
+func TestNewCmdStripeEmulator(t *testing.T) {
+	t.Parallel()
+	io, _, _ := cmdutil.Test(false)
+	var got *Options
+	cmd := NewCmdStripeEmulator(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
+		got = o
+		return nil
+	})
+	cmd.SetArgs([]string{"--addr", "127.0.0.1:0"})
+	require.NoError(t, cmd.Execute())
+	require.Equal(t, "127.0.0.1:0", got.Addr)
+}
+
+// The served emulator speaks Stripe to the project's own client, accepts
+// only the configured key, and stops when its context ends.
+func TestEmulatorRun(t *testing.T) {
+	t.Parallel()
+	const key = "sk_test_emulator_cmd_0123456789"
+	io, _, errOut := cmdutil.Test(false)
+	f := cmdutil.NewFactory(io, func(name string) string {
+		if name == "STRIPE_SECRET_KEY" {
+			return key
+		}
+		return ""
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- emulatorRun(ctx, &Options{Factory: f, Addr: "127.0.0.1:0", Ready: func(a string) { addr <- a }}) }()
+	base := "http://" + <-addr
+
+	sc, err := stripeclient.New(stripeclient.Options{SecretKey: key, APIBase: base})
+	require.NoError(t, err)
+	p, err := sc.CreateProduct(ctx, stripeclient.Call{Account: "acct_1"}, stripeclient.ProductParams{ID: "prod_cmd", Name: "Served", Active: true})
+	require.NoError(t, err)
+	require.Equal(t, "prod_cmd", p.ID)
+
+	wrong, err := stripeclient.New(stripeclient.Options{SecretKey: "sk_test_wrong_key_987654321", APIBase: base})
+	require.NoError(t, err)
+	_, err = wrong.GetProduct(ctx, stripeclient.Call{Account: "acct_1"}, "prod_cmd")
+	require.True(t, stripeclient.IsClass(err, stripeclient.ClassAuth), "got %v", err)
+
+	state, err := (&stripeclient.EmulatorControl{BaseURL: base}).State(ctx)
+	require.NoError(t, err)
+	require.Len(t, state.Accounts["acct_1"].Products, 1)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the emulator did not stop")
+	}
+	require.Contains(t, errOut.String(), "stripe emulator listening on http://127.0.0.1:")
+	require.NotContains(t, errOut.String(), key)
+}
