@@ -17,6 +17,10 @@ test: ## Run all tests with -race against a throwaway PostgreSQL (or DATABASE_UR
 test/short: ## Same as test, without -race (quicker)
 	.ci/with-pg.sh go test -count=1 -timeout 9m ./...
 
+.PHONY: chaos
+chaos: ## Long chaos test: 3 workers, faults, kill -9 (CHAOS_DURATION, default 3m; CHAOS_SEED)
+	CHAOS_DURATION=$${CHAOS_DURATION:-3m} .ci/with-pg.sh go test -count=1 -v -run '^TestChaos' -timeout 30m ./internal/e2e
+
 test/browser: ## Render `syncctl ui` in headless Chromium (installs chromium; not part of test)
 	.ci/browser-check.sh
 

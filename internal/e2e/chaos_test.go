@@ -158,7 +158,7 @@ func TestChaos_convergence(t *testing.T) {
 	unhandled, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	require.Empty(t, unhandled, "every committed change was handled by a job")
-	c.requireConverged(t, h)
+	require.Empty(t, c.divergences(t, h), "Stripe differs from the database")
 	for i, w := range workers {
 		require.True(t, w.running(), "worker %d", i+1)
 		w.signal(t, syscall.SIGTERM)
@@ -429,14 +429,17 @@ func randomImage(rng *rand.Rand) *string {
 	return &s
 }
 
-// requireConverged checks Stripe against the database: every live event has
-// exactly one Product, on its organisation's current account, matching its
-// row; every live ticket exactly one active Price, matching its row; deleted
-// ones are archived; nothing exists for an id never committed.
-func (c *chaos) requireConverged(t *testing.T, h *harness) {
+// divergences compares Stripe with the database and describes every
+// difference: every live event must have exactly one Product, on its
+// organisation's current account, matching its row; every live ticket
+// exactly one active Price, anywhere, matching its row; deleted ones must be
+// archived; nothing may exist for an id never committed.
+func (c *chaos) divergences(t *testing.T, h *harness) []string {
 	t.Helper()
 	ctx := context.Background()
 	s := h.state()
+	var bad []string
+	report := func(format string, args ...any) { bad = append(bad, fmt.Sprintf(format, args...)) }
 
 	type eventRow struct {
 		id, org, account, title, description, productID string
@@ -479,44 +482,63 @@ func (c *chaos) requireConverged(t *testing.T, h *harness) {
 		}
 	}
 	for id := range products {
-		require.True(t, c.everEvents[id], "a Product for event %q, which was never committed (rolled back: %v)", id, c.rolledBack[id])
+		if !c.everEvents[id] {
+			report("a Product for event %q, which was never committed (rolled back: %v)", id, c.rolledBack[id])
+		}
 	}
 	for id := range prices {
-		require.True(t, c.everTickets[id], "a Price for ticket %q, which was never committed (rolled back: %v)", id, c.rolledBack[id])
+		if !c.everTickets[id] {
+			report("a Price for ticket %q, which was never committed (rolled back: %v)", id, c.rolledBack[id])
+		}
 	}
 
 	live := map[string]eventRow{}
 	for _, e := range events {
 		live[e.id] = e
 		want := jobs.ProductID(e.id)
-		require.Equal(t, want, e.productID, "event %s: stripe_product_id written back", e.id)
+		if e.productID != want {
+			report("event %s: stripe_product_id %q, want %q", e.id, e.productID, want)
+		}
 		var here []stripeclient.Product
 		for _, p := range products[e.id] {
 			if p.account == e.account {
 				here = append(here, p.obj)
-			} else {
-				require.False(t, p.obj.Active, "event %s: Product on previous account %s still active", e.id, p.account)
+			} else if p.obj.Active {
+				report("event %s: Product %s on previous account %s still active", e.id, p.obj.ID, p.account)
 			}
 		}
-		require.Len(t, here, 1, "event %s: exactly one Product on %s", e.id, e.account)
+		if len(here) != 1 {
+			report("event %s: %d Products on its account %s, want exactly 1", e.id, len(here), e.account)
+			continue
+		}
 		p := here[0]
-		require.Equal(t, want, p.ID)
-		require.Equal(t, strings.TrimSpace(e.title), p.Name, "event %s name", e.id)
-		require.Equal(t, e.description, p.Description, "event %s description", e.id)
-		require.Equal(t, e.published, p.Active, "event %s active", e.id)
 		wantImages := []string{}
 		if e.image != nil {
 			wantImages = []string{*e.image}
 		}
-		require.Equal(t, wantImages, append([]string{}, p.Images...), "event %s images", e.id)
-		require.Equal(t, e.org, p.Metadata["organisation_id"], "event %s metadata", e.id)
+		switch {
+		case p.ID != want:
+			report("event %s: Product id %s, want %s", e.id, p.ID, want)
+		case p.Name != strings.TrimSpace(e.title):
+			report("event %s: Product name %q, want %q", e.id, p.Name, e.title)
+		case p.Description != e.description:
+			report("event %s: Product description %q, want %q", e.id, p.Description, e.description)
+		case p.Active != e.published:
+			report("event %s: Product active %v, want %v", e.id, p.Active, e.published)
+		case strings.Join(p.Images, " ") != strings.Join(wantImages, " "):
+			report("event %s: Product images %v, want %v", e.id, p.Images, wantImages)
+		case p.Metadata["organisation_id"] != e.org:
+			report("event %s: Product organisation_id %q, want %q", e.id, p.Metadata["organisation_id"], e.org)
+		}
 	}
 	for id := range c.everEvents {
 		if _, ok := live[id]; ok {
 			continue
 		}
 		for _, p := range products[id] {
-			require.False(t, p.obj.Active, "deleted event %s: Product %s on %s still active", id, p.obj.ID, p.account)
+			if p.obj.Active {
+				report("deleted event %s: Product %s on %s still active", id, p.obj.ID, p.account)
+			}
 		}
 	}
 
@@ -530,27 +552,46 @@ func (c *chaos) requireConverged(t *testing.T, h *harness) {
 				active = append(active, p)
 			}
 		}
-		require.Len(t, active, 1, "ticket %s: exactly one active Price, anywhere: %+v", tk.id, active)
+		if len(active) != 1 {
+			var desc []string
+			for _, p := range active {
+				desc = append(desc, fmt.Sprintf("%s on %s (%d, created %d)", p.obj.ID, p.account, p.obj.UnitAmount, p.obj.Created))
+			}
+			report("ticket %s: %d active Prices, want exactly 1 on %s: %v", tk.id, len(active), e.account, desc)
+			continue
+		}
 		p := active[0]
 		amount, err := jobs.UnitAmount(tk.price, "aud")
 		require.NoError(t, err)
-		require.Equal(t, e.account, p.account, "ticket %s: Price on its organisation's account", tk.id)
-		require.Equal(t, jobs.ProductID(tk.event), p.obj.Product, "ticket %s product", tk.id)
-		require.Equal(t, amount, p.obj.UnitAmount, "ticket %s unit_amount (price %s)", tk.id, tk.price)
-		require.Equal(t, "aud", p.obj.Currency)
-		require.Equal(t, tk.name, p.obj.Nickname, "ticket %s nickname", tk.id)
-		require.Equal(t, jobs.LookupKey(tk.id), p.obj.LookupKey, "ticket %s lookup_key", tk.id)
-		require.Equal(t, tk.event, p.obj.Metadata["event_id"], "ticket %s metadata event_id", tk.id)
-		require.Equal(t, p.obj.ID, tk.priceID, "ticket %s: stripe_price_id written back", tk.id)
+		switch {
+		case p.account != e.account:
+			report("ticket %s: Price %s on %s, want its organisation's account %s", tk.id, p.obj.ID, p.account, e.account)
+		case p.obj.Product != jobs.ProductID(tk.event):
+			report("ticket %s: Price %s on Product %s, want %s", tk.id, p.obj.ID, p.obj.Product, jobs.ProductID(tk.event))
+		case p.obj.UnitAmount != amount || p.obj.Currency != "aud":
+			report("ticket %s: Price %s is %d %s, want %d aud (price %s)", tk.id, p.obj.ID, p.obj.UnitAmount, p.obj.Currency, amount, tk.price)
+		case p.obj.Nickname != tk.name:
+			report("ticket %s: Price nickname %q, want %q", tk.id, p.obj.Nickname, tk.name)
+		case p.obj.LookupKey != jobs.LookupKey(tk.id):
+			report("ticket %s: Price lookup_key %q, want %q", tk.id, p.obj.LookupKey, jobs.LookupKey(tk.id))
+		case p.obj.Metadata["event_id"] != tk.event:
+			report("ticket %s: Price event_id %q, want %q", tk.id, p.obj.Metadata["event_id"], tk.event)
+		case p.obj.ID != tk.priceID:
+			report("ticket %s: stripe_price_id %q, want %q", tk.id, tk.priceID, p.obj.ID)
+		}
 	}
 	for id := range c.everTickets {
 		if liveTickets[id] {
 			continue
 		}
 		for _, p := range prices[id] {
-			require.False(t, p.obj.Active, "deleted ticket %s: Price %s on %s still active", id, p.obj.ID, p.account)
+			if p.obj.Active {
+				report("deleted ticket %s: Price %s on %s still active", id, p.obj.ID, p.account)
+			}
 		}
 	}
+	sort.Strings(bad)
+	return bad
 }
 
 // summary says what the run did.

@@ -39,7 +39,9 @@ func TestEmulatorRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- emulatorRun(ctx, &Options{Factory: f, Addr: "127.0.0.1:0", Ready: func(a string) { addr <- a }}) }()
+	go func() {
+		done <- emulatorRun(ctx, &Options{Factory: f, Addr: "127.0.0.1:0", Ready: func(a string) { addr <- a }})
+	}()
 	base := "http://" + <-addr
 
 	sc, err := stripeclient.New(stripeclient.Options{SecretKey: key, APIBase: base})
