@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -40,13 +39,11 @@ func TestWorker_shutdown(t *testing.T) {
 		h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
 		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
 			Latency: latency, Times: 1})
-		w := h.startWorker("worker", workerConfig{ShutdownTimeout: timeout, LogLevel: "debug"})
+		w := h.startWorker("worker", workerConfig{ShutdownTimeout: timeout})
 
 		event := uuidN("0e000000", 1)
 		h.insertEvent(event, org, "Slow Banquet")
-		// stripe-go logs this just before it sends the request, which the
-		// emulator then holds for latency.
-		w.waitLine(t, "Requesting POST ", 30*time.Second)
+		h.waitFaults(stripeclient.FaultLatency, 1)
 		termAt := time.Now()
 		w.signal(t, syscall.SIGTERM)
 		code := w.waitExit(t, timeout+5*time.Second)
@@ -61,6 +58,7 @@ func TestWorker_shutdown(t *testing.T) {
 		require.Equal(t, "/v1/products", reqs[0].Path)
 		require.Equal(t, 200, reqs[0].Status)
 		require.Contains(t, reqs[0].Fault, "latency")
+		require.True(t, reqs[0].Time.Before(termAt), "sent before SIGTERM")
 		require.True(t, reqs[0].Time.Add(latency).After(termAt), "answered after SIGTERM")
 
 		// Its result is recorded: the Product, the log row, the job.
@@ -93,12 +91,12 @@ func TestWorker_shutdown(t *testing.T) {
 		h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
 		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
 			Latency: 10 * time.Second, Times: 1})
-		cfg := workerConfig{JobTimeout: 4 * time.Second, RescueAfter: 5 * time.Second, LogLevel: "debug"}
+		cfg := workerConfig{JobTimeout: 4 * time.Second, RescueAfter: 5 * time.Second}
 		a := h.startWorker("worker-a", cfg)
 
 		event := uuidN("0e000000", 2)
 		h.insertEvent(event, org, "Interrupted Banquet")
-		a.waitLine(t, "Requesting POST ", 30*time.Second)
+		h.waitFaults(stripeclient.FaultLatency, 1)
 		a.kill(t)
 		stuck := h.stuckJob("stripe_sync_event", "event_id", event)
 
@@ -122,7 +120,7 @@ func TestWorker_shutdown(t *testing.T) {
 			account = "acct_e2e_kill_price"
 		)
 		h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
-		cfg := workerConfig{JobTimeout: 4 * time.Second, RescueAfter: 5 * time.Second, LogLevel: "debug"}
+		cfg := workerConfig{JobTimeout: 4 * time.Second, RescueAfter: 5 * time.Second}
 		a := h.startWorker("worker-a", cfg)
 
 		event, ticket := uuidN("0e000000", 3), uuidN("07000000", 3)
@@ -138,10 +136,8 @@ func TestWorker_shutdown(t *testing.T) {
 		// rather than create another.
 		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST",
 			PathPrefix: "/v1/prices/" + first[0].ID, Latency: 10 * time.Second, Times: 1})
-		mark := a.out.mark()
 		h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
-		a.waitLineAfter(t, mark, "Requesting POST "+strings.TrimPrefix(h.apiBase, "http://")+"/v1/prices/"+first[0].ID,
-			30*time.Second)
+		h.waitFaults(stripeclient.FaultLatency, 1)
 		a.kill(t)
 		stuck := h.stuckJob("stripe_sync_ticket", "ticket_id", ticket)
 
@@ -225,7 +221,7 @@ func TestWorker_hostDeleteDuringSlowPrice(t *testing.T) {
 		account = "acct_e2e_host_delete"
 	)
 	h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
-	w := h.startWorker("worker", workerConfig{LogLevel: "debug"})
+	h.startWorker("worker", workerConfig{})
 	event, ticket := uuidN("0e000000", 4), uuidN("07000000", 4)
 	h.insertEvent(event, org, "Doomed Banquet")
 	h.exec(`INSERT INTO event_tickets (id, event_id, name, price) VALUES ($1, $2, 'Dinner', 10.00)`, ticket, event)
@@ -235,13 +231,11 @@ func TestWorker_hostDeleteDuringSlowPrice(t *testing.T) {
 	// the ticket row; the host deletes the event while the create is slow.
 	h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/prices",
 		Latency: 500 * time.Millisecond, Times: 1})
-	mark := w.out.mark()
 	h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
-	w.waitLineAfter(t, mark, "Requesting POST "+strings.TrimPrefix(h.apiBase, "http://")+"/v1/prices", 30*time.Second)
+	h.waitFaults(stripeclient.FaultLatency, 1)
 	_, err := h.pool.Exec(context.Background(), `DELETE FROM events WHERE event_id = $1`, event)
 	require.NoError(t, err, "the host's delete succeeds")
 	h.waitIdle(30*time.Second, false)
-	t.Log(w.out.String())
 
 	s := h.state()
 	p := productOf(s, account, jobs.ProductID(event))

@@ -79,24 +79,15 @@ func (o *output) String() string {
 	return o.buf.String()
 }
 
-// mark returns how much has been written, for line.
-func (o *output) mark() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Len()
-}
-
-// line returns the first complete line containing substr that was written
-// after mark.
-func (o *output) line(mark int, substr string) (string, bool) {
+// line returns the first complete line containing substr.
+func (o *output) line(substr string) (string, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	b := o.buf.Bytes()
-	i := bytes.Index(b[mark:], []byte(substr))
+	i := bytes.Index(b, []byte(substr))
 	if i < 0 {
 		return "", false
 	}
-	i += mark
 	start := bytes.LastIndexByte(b[:i], '\n') + 1
 	end := bytes.IndexByte(b[i:], '\n')
 	if end < 0 {
@@ -130,10 +121,31 @@ func startProcess(t *testing.T, name string, env []string, args ...string) *proc
 	t.Cleanup(func() {
 		p.kill(t)
 		if t.Failed() {
-			t.Logf("--- %s output (last 80 lines) ---\n%s", name, tail(p.out.String(), 80))
+			t.Logf("--- %s output (last 30 lines; all of it in %s) ---\n%s",
+				name, keepOutput(t, name, p.out.String()), tail(p.out.String(), 30))
 		}
 	})
 	return p
+}
+
+// failedOutputs is where a failed test's process outputs are kept, created
+// on the first failure.
+var failedOutputs = sync.OnceValues(func() (string, error) {
+	return os.MkdirTemp("", "stripesync-e2e-failed-")
+})
+
+// keepOutput writes a failed test's process output to a file that outlives
+// the run, and returns its path.
+func keepOutput(t *testing.T, name, out string) string {
+	dir, err := failedOutputs()
+	if err != nil {
+		return err.Error()
+	}
+	file := filepath.Join(dir, strings.NewReplacer("/", "_", "#", "_").Replace(t.Name()+"-"+name)+".log")
+	if err := os.WriteFile(file, []byte(out), 0o644); err != nil {
+		return err.Error()
+	}
+	return file
 }
 
 // kill sends SIGKILL to the process group and waits for the exit. It does
@@ -183,16 +195,9 @@ func (p *process) waitExit(t *testing.T, timeout time.Duration) int {
 // waitLine polls the output for a complete line containing substr.
 func (p *process) waitLine(t *testing.T, substr string, timeout time.Duration) string {
 	t.Helper()
-	return p.waitLineAfter(t, 0, substr, timeout)
-}
-
-// waitLineAfter polls for a complete line containing substr, written after
-// mark (from p.out.mark()).
-func (p *process) waitLineAfter(t *testing.T, mark int, substr string, timeout time.Duration) string {
-	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if line, ok := p.out.line(mark, substr); ok {
+		if line, ok := p.out.line(substr); ok {
 			return line
 		}
 		if !p.running() {
@@ -455,6 +460,25 @@ func (h *harness) state() *stripeclient.EmulatorState {
 func (h *harness) addFault(f stripeclient.Fault) {
 	h.t.Helper()
 	require.NoError(h.t, h.ctl.AddFault(context.Background(), f))
+}
+
+// waitFaults polls until the emulator has injected n faults of kind. The
+// emulator counts a fault when the request arrives, so after a latency fault
+// is counted its request is in flight.
+func (h *harness) waitFaults(kind stripeclient.FaultKind, n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		stats, err := h.ctl.Stats(context.Background())
+		require.NoError(h.t, err)
+		if stats.FaultsInjected[kind] >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("the emulator injected %d %s faults in 30s, want %d", stats.FaultsInjected[kind], kind, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // logRow is one stripe_sync_log row.
