@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,23 +28,21 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 		return river.JobCancel(err)
 	}
 	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindEvent, id},
-		func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error) {
-			if err := lock(ctx, tx, outbox.KindEvent, id); err != nil {
-				return nil, err
+		func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error) {
+			batch := &pgx.Batch{}
+			batch.Queue(lockSQL, lockKey(outbox.KindEvent, id))
+			batch.Queue(intentEventSQL, id)
+			load := queueLoadEvent(batch, id)
+			if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+				return nil, fmt.Errorf("lock and load event %s: %w", id, err)
 			}
-			ev, st, err := loadEvent(ctx, tx, id)
-			if err != nil {
-				return nil, err
-			}
-			o := w.deps.syncProduct(ctx, tx, id, ev, st, logger)
+			o := w.deps.syncProduct(ctx, conn, id, load.ev, load.st, logger)
 			if o.action == ActionCreate && o.err == nil {
 				// A Product new on this account (first sync, a fixed title,
 				// a new connected account): the tickets follow it there.
-				if err := lockEventRow(ctx, tx, id); err != nil {
-					return nil, err
-				}
-				if err := enqueueTicketsOffAccount(ctx, tx, id, o.account); err != nil {
-					return nil, err
+				account := o.account
+				o.hook = func(ctx context.Context, tx pgx.Tx) error {
+					return enqueueTicketsOffAccount(ctx, tx, id, account, "")
 				}
 			}
 			return o, nil
@@ -62,20 +61,49 @@ type syncState struct {
 	account     string
 	objectID    string
 	fingerprint string
+	// accounts may hold objects not yet known archived (see the column).
+	accounts []string
 }
 
-// loadEvent reads the event, its organisation's account and its sync state in
-// one statement, so the version read matches the row read. ev is nil when the
-// row is gone.
-func loadEvent(ctx context.Context, tx pgx.Tx, id string) (*eventRow, *syncState, error) {
-	var (
-		st      syncState
-		ev      eventRow
-		present bool
-	)
-	err := tx.QueryRow(ctx, `
+// staleAccounts are the accounts other than current that may still hold
+// this entity's objects.
+func (st *syncState) staleAccounts(current string) []string {
+	var out []string
+	for _, a := range append([]string{st.account}, st.accounts...) {
+		if a != "" && a != current && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// intentEventSQL records, before any write, the account the event's
+// Product is about to be written to (its organisation's), committed on its
+// own, so a Product created by a write whose response was lost, or by a job
+// killed before it recorded anything, is still found when the event is
+// deleted or moves account. It writes nothing when the account is listed.
+const intentEventSQL = `
+	INSERT INTO stripe_sync_state AS s (entity_type, entity_id, accounts)
+	SELECT 'event', e.event_id, ARRAY[o.stripe_onbehalfof]
+	FROM events e JOIN organisations o ON o.organisation_id = e.organisation_id
+	WHERE e.event_id = $1 AND coalesce(o.stripe_onbehalfof, '') <> ''
+	ON CONFLICT (entity_type, entity_id) DO UPDATE SET accounts = s.accounts || EXCLUDED.accounts
+	WHERE NOT (EXCLUDED.accounts[1] = ANY (s.accounts))`
+
+// eventLoad is filled in when its batch is sent. ev is nil when the row is
+// gone.
+type eventLoad struct {
+	ev *eventRow
+	st *syncState
+}
+
+// queueLoadEvent reads the event, its organisation's account and its sync
+// state in one statement, so the version read matches the row read.
+func queueLoadEvent(batch *pgx.Batch, id string) *eventLoad {
+	load := &eventLoad{st: &syncState{}}
+	batch.Queue(`
 		SELECT coalesce(s.wanted_version, 0), coalesce(s.connected_account_id, ''),
-		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''),
+		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''), coalesce(s.accounts, '{}'),
 		       e.event_id IS NOT NULL, coalesce(e.organisation_id::text, ''), e.parent_event_id::text,
 		       e.title, e.description, e.type, e.slug, e.event_start, e.event_end, e.image_url,
 		       e.is_published, e.stripe_product_id, o.stripe_onbehalfof
@@ -83,40 +111,51 @@ func loadEvent(ctx context.Context, tx pgx.Tx, id string) (*eventRow, *syncState
 		LEFT JOIN stripe_sync_state s ON s.entity_type = 'event' AND s.entity_id = k.id
 		LEFT JOIN events e ON e.event_id = k.id
 		LEFT JOIN organisations o ON o.organisation_id = e.organisation_id`, id,
-	).Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint,
-		&present, &ev.OrganisationID, &ev.ParentEventID,
-		&ev.Title, &ev.Description, &ev.Type, &ev.Slug, &ev.EventStart, &ev.EventEnd, &ev.ImageURL,
-		&ev.IsPublished, &ev.StripeProductID, &ev.Account)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load event %s: %w", id, err)
-	}
-	if !present {
-		return nil, &st, nil
-	}
-	ev.EventID = id
-	return &ev, &st, nil
+	).QueryRow(func(row pgx.Row) error {
+		var (
+			ev      eventRow
+			present bool
+			st      = load.st
+		)
+		if err := row.Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &st.accounts,
+			&present, &ev.OrganisationID, &ev.ParentEventID,
+			&ev.Title, &ev.Description, &ev.Type, &ev.Slug, &ev.EventStart, &ev.EventEnd, &ev.ImageURL,
+			&ev.IsPublished, &ev.StripeProductID, &ev.Account); err != nil {
+			return fmt.Errorf("load event %s: %w", id, err)
+		}
+		if present {
+			ev.EventID = id
+			load.ev = &ev
+		}
+		return nil
+	})
+	return load
 }
 
 // syncProduct makes the event's Product match ev (nil: the row is gone).
-func (d *Deps) syncProduct(ctx context.Context, tx pgx.Tx, id string, ev *eventRow, st *syncState, logger *slog.Logger) *outcome {
+func (d *Deps) syncProduct(ctx context.Context, conn *pgx.Conn, id string, ev *eventRow, st *syncState, logger *slog.Logger) *outcome {
 	o := &outcome{version: st.wanted, account: st.account, objectID: st.objectID}
 	scope := fmt.Sprintf("event:%s:v%d", id, st.wanted)
 
 	if ev == nil {
-		if st.objectID == "" {
+		everywhere := st.staleAccounts("")
+		if len(everywhere) == 0 {
 			return o.skip(ActionDelete, "event row is gone and nothing was ever pushed to Stripe")
 		}
-		if st.fingerprint == fingerprintArchived {
+		if st.fingerprint == fingerprintArchived && len(st.accounts) == 0 {
 			return o.succeed(ActionUnchanged, st.account, st.objectID, fingerprintArchived)
 		}
-		call := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
-		if _, err := d.Stripe.ArchiveProduct(ctx, call, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+		ids := uniqueNonEmpty(st.objectID, ProductID(id))
+		for _, account := range everywhere {
+			if err := d.archiveProducts(ctx, account, ids, scope); err != nil {
+				return o.fail(ActionDelete, err)
+			}
+		}
+		if err := d.archiveEventPrices(ctx, conn, o, id, scope, logger); err != nil {
 			return o.fail(ActionDelete, err)
 		}
-		if err := d.archiveEventPrices(ctx, tx, id, scope, logger); err != nil {
-			return o.fail(ActionDelete, err)
-		}
-		return o.succeed(ActionDelete, st.account, st.objectID, fingerprintArchived)
+		o.accounts = []string{}
+		return o.succeed(ActionDelete, firstNonEmpty(st.account, everywhere[0]), ids[0], fingerprintArchived)
 	}
 
 	account := deref(ev.Account)
@@ -130,59 +169,61 @@ func (d *Deps) syncProduct(ctx context.Context, tx pgx.Tx, id string, ev *eventR
 	fp := productFingerprint(params)
 	productID := firstNonEmpty(deref(ev.StripeProductID), st.objectID, ProductID(id))
 	if productID != deref(ev.StripeProductID) {
-		o.writeBack = &writeBack{
-			sql: `UPDATE events SET stripe_product_id = $2 WHERE event_id = $1 AND stripe_product_id IS DISTINCT FROM $2`,
-			id:  id, val: productID,
-		}
+		o.pre = append(o.pre, stmt{
+			sql:  `UPDATE events SET stripe_product_id = $2 WHERE event_id = $1 AND stripe_product_id IS DISTINCT FROM $2`,
+			args: []any{id, productID},
+		})
 	}
+	stale := st.staleAccounts(account)
 	known := st.account == account && st.objectID == productID
-	if known && st.fingerprint == fp {
+	if known && st.fingerprint == fp && len(stale) == 0 {
 		return o.succeed(ActionUnchanged, account, productID, fp)
 	}
 
 	call := stripeclient.Call{Account: account, IdempotencyScope: scope}
-	action, err := ensureProduct(ctx, d.Stripe, call, productID, params, known)
+	action := ActionUnchanged
+	if !known || st.fingerprint != fp {
+		action, err = ensureProduct(ctx, d.Stripe, call, productID, params, known)
+	}
 	o.account, o.objectID = account, productID
 	if err != nil {
 		return o.fail(action, err)
 	}
-	if st.account != "" && st.account != account && st.objectID != "" {
-		// The organisation moved to another account: the old Product must
-		// stop selling. The old account may be disconnected already, so
-		// this is best effort, but only then: after a transient failure a
-		// retry must archive it, or it stays on sale for good.
-		old := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
-		if _, err := d.Stripe.ArchiveProduct(ctx, old, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+	// The organisation moved to another account: the old Products must stop
+	// selling. A transient failure retries the job; an account that refuses
+	// us (it may be disconnected already) is given up, with a warning.
+	for _, old := range stale {
+		if err := d.archiveProducts(ctx, old, uniqueNonEmpty(st.objectID, productID), scope); err != nil {
 			if transient(err) {
 				return o.fail(ActionArchive, err)
 			}
 			logger.Warn("could not archive the Product on the previous account",
-				slog.String("previous_account", st.account), slog.String("error", err.Error()))
+				slog.String("previous_account", old), slog.String("error", err.Error()))
 		}
 	}
+	if action == ActionUnchanged {
+		action = ActionArchive
+	}
+	o.accounts = []string{account}
 	return o.succeed(action, account, productID, fp)
+}
+
+// archiveProducts archives each id on account; one that does not exist
+// there is fine.
+func (d *Deps) archiveProducts(ctx context.Context, account string, ids []string, scope string) error {
+	call := stripeclient.Call{Account: account, IdempotencyScope: scope}
+	for _, id := range ids {
+		if _, err := d.Stripe.ArchiveProduct(ctx, call, id); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // transient reports whether err says nothing lasting about the request: a
 // network error, a 5xx or a 429.
 func transient(err error) bool {
 	return stripeclient.IsClass(err, stripeclient.ClassRetryable) || stripeclient.IsClass(err, stripeclient.ClassRateLimited)
-}
-
-// lockEventRow takes the event's row lock (FOR NO KEY UPDATE: a host DELETE
-// or UPDATE of the event waits for it, a new ticket's foreign-key check does
-// not) before the job writes rows the host's triggers also write. A host
-// DELETE locks the event row, then its tickets' rows (the foreign key
-// cascades before the sync trigger fires), then the event's
-// stripe_sync_state row; a job holding that state row or a ticket's new job
-// row, then writing the event or a ticket row back, would deadlock with it,
-// and PostgreSQL may abort the host's DELETE. Taking the event row first
-// puts the job in the host's order.
-func lockEventRow(ctx context.Context, tx pgx.Tx, eventID string) error {
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, eventID); err != nil {
-		return fmt.Errorf("lock event %s row: %w", eventID, err)
-	}
-	return nil
 }
 
 // ensureProduct creates or updates the Product with id so it matches params.
@@ -214,54 +255,68 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
+func uniqueNonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // archiveEventPrices archives every Price the sync created for a deleted
-// event's tickets, and records them archived, so the tickets' own delete
-// jobs (the rows cascade) find nothing left to do. It takes each ticket's
-// lock after the event's, the order every job locks in.
-func (d *Deps) archiveEventPrices(ctx context.Context, tx pgx.Tx, eventID, scope string, logger *slog.Logger) error {
-	rows, err := tx.Query(ctx, `
-		SELECT entity_id::text, connected_account_id, stripe_object_id FROM stripe_sync_state
+// event's tickets, wherever they may be (see archiveTicketPrices), and has the
+// tickets recorded archived with the event, so their own delete jobs (the
+// rows cascade) find nothing left to do. It takes each ticket's lock after
+// the event's, the order every job locks in.
+func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcome, eventID, scope string, logger *slog.Logger) error {
+	rows, err := conn.Query(ctx, `
+		SELECT entity_id::text, coalesce(connected_account_id, ''), coalesce(stripe_object_id, ''),
+		       coalesce(fingerprint, ''), accounts
+		FROM stripe_sync_state
 		WHERE entity_type = 'ticket' AND parent_id = $1
-		  AND stripe_object_id IS NOT NULL AND connected_account_id IS NOT NULL
-		  AND fingerprint IS DISTINCT FROM $2`, eventID, fingerprintArchived)
+		  AND (fingerprint IS DISTINCT FROM $2 OR cardinality(accounts) > 0)`, eventID, fingerprintArchived)
 	if err != nil {
 		return fmt.Errorf("find the event's prices: %w", err)
 	}
-	type price struct{ ticketID, account, priceID string }
-	prices, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (price, error) {
-		var p price
-		return p, row.Scan(&p.ticketID, &p.account, &p.priceID)
+	type ticket struct {
+		id string
+		st syncState
+	}
+	tickets, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ticket, error) {
+		var t ticket
+		return t, row.Scan(&t.id, &t.st.account, &t.st.objectID, &t.st.fingerprint, &t.st.accounts)
 	})
 	if err != nil {
 		return fmt.Errorf("find the event's prices: %w", err)
 	}
-	for _, p := range prices {
-		if err := lock(ctx, tx, outbox.KindTicket, p.ticketID); err != nil {
+	for _, t := range tickets {
+		if _, err := conn.Exec(ctx, lockSQL, lockKey(outbox.KindTicket, t.id)); err != nil {
+			return fmt.Errorf("lock ticket %s: %w", t.id, err)
+		}
+		if err := d.archiveTicketPrices(ctx, t.id, &t.st, t.st.staleAccounts(""), scope); err != nil {
 			return err
 		}
-		call := stripeclient.Call{Account: p.account, IdempotencyScope: scope}
-		if _, err := d.Stripe.ArchivePrice(ctx, call, p.priceID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE stripe_sync_state SET fingerprint = $3, synced_at = now()
-			WHERE entity_type = 'ticket' AND entity_id = $1 AND stripe_object_id = $2`,
-			p.ticketID, p.priceID, fingerprintArchived); err != nil {
-			return fmt.Errorf("record price %s archived: %w", p.priceID, err)
-		}
-		logger.Debug("archived the deleted event's price", slog.String("price", p.priceID))
+		o.pre = append(o.pre, stmt{
+			sql: `UPDATE stripe_sync_state SET fingerprint = $2, accounts = '{}', synced_at = now()
+				WHERE entity_type = 'ticket' AND entity_id = $1`,
+			args: []any{t.id, fingerprintArchived},
+		})
+		logger.Debug("archived the deleted event's price", slog.String("ticket_id", t.id))
 	}
 	return nil
 }
 
-// enqueueTicketsOffAccount enqueues the event's tickets whose Price is not
-// recorded on account, inside tx, through River's client (deduplicated
-// against their waiting jobs).
-func enqueueTicketsOffAccount(ctx context.Context, tx pgx.Tx, eventID, account string) error {
+// enqueueTicketsOffAccount enqueues the event's tickets (but except, the
+// one whose job is asking) whose Price is not recorded on account, inside
+// tx, through River's client (deduplicated against their waiting jobs).
+func enqueueTicketsOffAccount(ctx context.Context, tx pgx.Tx, eventID, account, except string) error {
 	rows, err := tx.Query(ctx, `
 		SELECT t.id::text FROM event_tickets t
 		LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
-		WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2`, eventID, account)
+		WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2 AND t.id::text <> $3
+		ORDER BY t.id`, eventID, account, except)
 	if err != nil {
 		return fmt.Errorf("find the event's tickets: %w", err)
 	}

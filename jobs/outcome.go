@@ -1,7 +1,10 @@
 package jobs
 
 import (
+	"context"
 	"errors"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -43,16 +46,21 @@ type outcome struct {
 	pushed      bool
 	fingerprint string
 	parentID    string
-	// writeBack, when set, is the host row's stripe id column to update.
-	writeBack *writeBack
-	message   string
-	err       error
+	// accounts, when not nil, replaces stripe_sync_state.accounts: the
+	// accounts where objects may still be active after this round.
+	accounts []string
+	// pre and post are statements recorded with the outcome, before and
+	// after the entity's own state row (see record for the order).
+	pre, post []stmt
+	// hook, when set, runs between pre and the entity's own state row.
+	hook    func(ctx context.Context, tx pgx.Tx) error
+	message string
+	err     error
 }
 
-type writeBack struct {
-	sql string
-	id  string
-	val string
+type stmt struct {
+	sql  string
+	args []any
 }
 
 func (o *outcome) succeed(action, account, objectID, fp string) *outcome {

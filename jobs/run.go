@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -32,10 +33,13 @@ type entityRef struct {
 	id   string
 }
 
-// reconcileFunc takes the entity's lock in tx, reads the entity and makes
-// Stripe match it. A returned error is a database failure: the
-// round is abandoned without a log row and River retries.
-type reconcileFunc func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error)
+// reconcileFunc takes the entity's locks on conn (session-level advisory
+// locks, released when the round ends), reads the entity and makes Stripe
+// match it. conn is outside any transaction: no row lock is held while
+// Stripe is called, so the host's writes never wait on Stripe. A returned
+// error is a database failure: the round is abandoned without a log row and
+// River retries.
+type reconcileFunc func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error)
 
 type runner struct {
 	pool   *pgxpool.Pool
@@ -52,14 +56,8 @@ func run[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref
 		slog.String("entity_id", ref.id), slog.Int("attempt", job.Attempt))
 
 	for round := 1; ; round++ {
-		start := r.now()
-		tx, err := r.pool.Begin(ctx)
+		done, result, err := runRound(ctx, r, job, ref, reconcile, logger)
 		if err != nil {
-			return fmt.Errorf("begin: %w", err)
-		}
-		done, result, err := runRound(ctx, r, tx, job, ref, reconcile, logger, start)
-		if err != nil {
-			_ = tx.Rollback(ctx)
 			return err
 		}
 		if done {
@@ -76,17 +74,30 @@ func run[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref
 	}
 }
 
-// runRound runs one reconcile round and commits it. done is false when a
-// change committed during the round, so another round must follow; result is
-// then the River result to return.
-func runRound[T river.JobArgs](ctx context.Context, r *runner, tx pgx.Tx, job *river.Job[T], ref entityRef,
-	reconcile reconcileFunc, logger *slog.Logger, start time.Time,
+// runRound runs one reconcile round on a connection of its own and commits
+// its record. done is false when a change committed during the round, so
+// another round must follow; otherwise result is the River result to return.
+func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref entityRef,
+	reconcile reconcileFunc, logger *slog.Logger,
 ) (done bool, result error, err error) {
-	o, err := reconcile(ctx, tx, logger)
+	start := r.now()
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return false, nil, fmt.Errorf("acquire connection: %w", err)
+	}
+	defer releaseLocks(conn)
+
+	o, err := reconcile(ctx, conn.Conn(), logger)
 	if err != nil {
 		return false, nil, err
 	}
 	logger = logger.With(slog.String("account", o.account))
+
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return false, nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	finalAttempt := job.Attempt >= job.MaxAttempts
 	terminal := o.err == nil || o.permanent() || finalAttempt
@@ -101,29 +112,38 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, tx pgx.Tx, job *r
 	case o.err != nil && !o.permanent():
 		// River retries; a retried attempt reads the row afresh, so a change
 		// that committed meanwhile is not lost.
-		if err := tx.Commit(ctx); err != nil {
-			return false, nil, fmt.Errorf("commit: %w", err)
-		}
-		return true, retryResult(o.err, snoozes(job.Metadata)), nil
+		result = retryResult(o.err, snoozes(job.Metadata))
 	case !current:
-		if err := tx.Commit(ctx); err != nil {
-			return false, nil, fmt.Errorf("commit: %w", err)
-		}
-		return false, nil, nil
+		result = errAgain
 	case o.err != nil:
-		if err := tx.Commit(ctx); err != nil {
-			return false, nil, fmt.Errorf("commit: %w", err)
-		}
-		return true, river.JobCancel(o.err), nil
+		result = river.JobCancel(o.err)
 	default:
 		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
 			return false, nil, fmt.Errorf("complete job: %w", err)
 		}
-		if err := tx.Commit(ctx); err != nil {
-			return false, nil, fmt.Errorf("commit: %w", err)
-		}
-		return true, nil, nil
 	}
+	if err := tx.Commit(ctx); err != nil {
+		return false, nil, fmt.Errorf("commit: %w", err)
+	}
+	if errors.Is(result, errAgain) {
+		return false, nil, nil
+	}
+	return true, result, nil
+}
+
+// errAgain marks a round whose entity changed while it ran.
+var errAgain = errors.New("entity changed during the round")
+
+// releaseLocks drops the round's advisory locks before the connection goes
+// back to the pool. A connection that cannot be unlocked (its context died
+// mid-query) is closed instead, which drops them too.
+func releaseLocks(conn *pgxpool.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		_ = conn.Conn().Close(ctx)
+	}
+	conn.Release()
 }
 
 // retryResult turns a transient failure into River's result: a rate limit
@@ -131,7 +151,8 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, tx pgx.Tx, job *r
 func retryResult(err error, snoozed int) error {
 	if stripeclient.IsClass(err, stripeclient.ClassRateLimited) && snoozed < MaxSnoozes {
 		wait := time.Second
-		if se, ok := err.(*stripeclient.Error); ok && se.RetryAfter > 0 {
+		var se *stripeclient.Error
+		if errors.As(err, &se) && se.RetryAfter > 0 {
 			wait = se.RetryAfter
 		}
 		return river.JobSnooze(wait)
@@ -139,30 +160,46 @@ func retryResult(err error, snoozed int) error {
 	return err
 }
 
-// record writes the round's log row and state, and returns the entity's
-// wanted_version read under its row lock: if it moved past o.version, a
-// change committed while this round ran.
+// record writes the round's rows in the host's lock order (host rows, then
+// ticket state, then event state: a host DELETE of an event locks the event,
+// its tickets, their state rows, then the event's state row) and returns the
+// entity's wanted_version read under its row lock: if it moved past
+// o.version, a change committed while this round ran.
 func record(ctx context.Context, tx pgx.Tx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
-	if o.writeBack != nil {
-		batch.Queue(o.writeBack.sql, o.writeBack.id, o.writeBack.val)
+	for _, s := range o.pre {
+		batch.Queue(s.sql, s.args...)
+	}
+	if o.hook != nil {
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return 0, fmt.Errorf("record outcome: %w", err)
+		}
+		if err := o.hook(ctx, tx); err != nil {
+			return 0, err
+		}
+		batch = &pgx.Batch{}
 	}
 	var wanted int64
 	batch.Queue(`
 		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
-			stripe_object_id, fingerprint, synced_at, handled_version)
-		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END)
+			stripe_object_id, fingerprint, synced_at, handled_version, accounts)
+		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END,
+			coalesce($10::text[], '{}'))
 		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
 			parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
 			connected_account_id = CASE WHEN $9 THEN EXCLUDED.connected_account_id ELSE s.connected_account_id END,
 			stripe_object_id = CASE WHEN $9 THEN EXCLUDED.stripe_object_id ELSE s.stripe_object_id END,
 			fingerprint = CASE WHEN $9 THEN EXCLUDED.fingerprint ELSE s.fingerprint END,
 			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
-			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END
+			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
+			accounts = coalesce($10::text[], s.accounts)
 		RETURNING wanted_version`,
 		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
-		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed,
+		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
 	).QueryRow(func(row pgx.Row) error { return row.Scan(&wanted) })
+	for _, s := range o.post {
+		batch.Queue(s.sql, s.args...)
+	}
 	batch.Queue(`
 		INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action,
 			status, error_message, job_id, attempt, duration_ms)
@@ -194,8 +231,14 @@ func logOutcome(logger *slog.Logger, o *outcome) {
 
 func lockKey(kind outbox.Kind, id string) string { return "stripe_sync:" + string(kind) + ":" + id }
 
-// lock takes the entity's advisory lock until tx ends. Jobs that need
-// several take an event's before its tickets'.
+// lockSQL takes an entity's session-level lock; workers hold it for a round
+// on a connection of their own. lock (below) takes the same lock for one
+// transaction, for callers outside the workers (reconcile); the two exclude
+// each other.
+const lockSQL = `SELECT pg_advisory_lock(hashtextextended($1, 0))`
+
+// lock takes the entity's advisory lock until tx ends. Whoever needs several
+// takes an event's before its tickets'.
 func lock(ctx context.Context, tx pgx.Tx, kind outbox.Kind, id string) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, lockKey(kind, id)); err != nil {
 		return fmt.Errorf("lock %s %s: %w", kind, id, err)

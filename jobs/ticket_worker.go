@@ -39,8 +39,8 @@ func (w *TicketWorker) Work(ctx context.Context, job *river.Job[outbox.TicketArg
 		return river.JobCancel(err)
 	}
 	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindTicket, id},
-		func(ctx context.Context, tx pgx.Tx, logger *slog.Logger) (*outcome, error) {
-			return w.deps.syncPrice(ctx, tx, id, logger)
+		func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error) {
+			return w.deps.syncPrice(ctx, conn, id, logger)
 		})
 }
 
@@ -59,94 +59,131 @@ type ticketRow struct {
 	StripePriceID *string
 }
 
-// loadTicket reads the ticket and its sync state; ticket is nil when the row
-// is gone. parent is the event the ticket hangs off (from the row, or from
-// the state when the row is gone).
-func loadTicket(ctx context.Context, tx pgx.Tx, id string) (*ticketRow, *syncState, string, error) {
-	var (
-		st      syncState
-		t       ticketRow
-		present bool
-		parent  string
-	)
-	err := tx.QueryRow(ctx, `
+// intentTicketSQL is intentEventSQL for a ticket and its event (whose
+// Product the ticket's job may write too), ticket first: the host's order.
+const intentTicketSQL = `
+	INSERT INTO stripe_sync_state AS s (entity_type, entity_id, accounts)
+	SELECT x.entity_type, x.entity_id, ARRAY[o.stripe_onbehalfof]
+	FROM event_tickets t
+	JOIN events e ON e.event_id = t.event_id
+	JOIN organisations o ON o.organisation_id = e.organisation_id
+	CROSS JOIN LATERAL (VALUES (1, 'ticket', t.id), (2, 'event', e.event_id)) x(ord, entity_type, entity_id)
+	WHERE t.id = $1 AND coalesce(o.stripe_onbehalfof, '') <> ''
+	ORDER BY x.ord
+	ON CONFLICT (entity_type, entity_id) DO UPDATE SET accounts = s.accounts || EXCLUDED.accounts
+	WHERE NOT (EXCLUDED.accounts[1] = ANY (s.accounts))`
+
+// ticketLoad is filled in when its batch is sent: t is nil when the row is
+// gone; parent is the event the ticket hangs off (from the row, or from the
+// state when the row is gone).
+type ticketLoad struct {
+	t      *ticketRow
+	st     *syncState
+	parent string
+}
+
+func queueLoadTicket(batch *pgx.Batch, id string) *ticketLoad {
+	load := &ticketLoad{st: &syncState{}}
+	batch.Queue(`
 		SELECT coalesce(s.wanted_version, 0), coalesce(s.connected_account_id, ''),
-		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''),
+		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''), coalesce(s.accounts, '{}'),
 		       coalesce(t.event_id::text, s.parent_id::text, ''),
 		       t.id IS NOT NULL, coalesce(t.name, ''), t.price::text, t.eligibility_criteria::text,
 		       t.total_capacity, t.stripe_price_id
 		FROM (SELECT $1::uuid AS id) k
 		LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = k.id
 		LEFT JOIN event_tickets t ON t.id = k.id`, id,
-	).Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &parent,
-		&present, &t.Name, &t.Price, &t.Eligibility, &t.TotalCapacity, &t.StripePriceID)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("load ticket %s: %w", id, err)
-	}
-	if !present {
-		return nil, &st, parent, nil
-	}
-	t.ID, t.EventID = id, parent
-	return &t, &st, parent, nil
+	).QueryRow(func(row pgx.Row) error {
+		var (
+			t       ticketRow
+			present bool
+			st      = load.st
+		)
+		if err := row.Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &st.accounts, &load.parent,
+			&present, &t.Name, &t.Price, &t.Eligibility, &t.TotalCapacity, &t.StripePriceID); err != nil {
+			return fmt.Errorf("load ticket %s: %w", id, err)
+		}
+		if present {
+			t.ID, t.EventID = id, load.parent
+			load.t = &t
+		}
+		return nil
+	})
+	return load
 }
 
 // syncPrice makes the ticket's Price match its row. It locks the parent event
 // first (every job locks event before ticket), ensures the event's Product,
 // then reconciles the Price.
-func (d *Deps) syncPrice(ctx context.Context, tx pgx.Tx, id string, logger *slog.Logger) (*outcome, error) {
-	// Every job locks an event before its tickets, so read the parent
-	// first, take both locks in that order, and read again under them.
-	_, _, parent, err := loadTicket(ctx, tx, id)
-	if err != nil {
-		return nil, err
+func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger *slog.Logger) (*outcome, error) {
+	// Every job locks an event before its tickets, so find the parent first,
+	// then take both locks in that order and read everything under them.
+	var parent string
+	if err := conn.QueryRow(ctx, `
+		SELECT coalesce((SELECT event_id::text FROM event_tickets WHERE id = $1),
+		                (SELECT parent_id::text FROM stripe_sync_state WHERE entity_type = 'ticket' AND entity_id = $1), '')`,
+		id).Scan(&parent); err != nil {
+		return nil, fmt.Errorf("find ticket %s's event: %w", id, err)
 	}
-	if err := lockEventThenTicket(ctx, tx, parent, id); err != nil {
-		return nil, err
+	batch := &pgx.Batch{}
+	if parent != "" {
+		batch.Queue(lockSQL, lockKey(outbox.KindEvent, parent))
 	}
-	t, st, parent, err := loadTicket(ctx, tx, id)
-	if err != nil {
-		return nil, err
+	batch.Queue(lockSQL, lockKey(outbox.KindTicket, id))
+	batch.Queue(intentTicketSQL, id)
+	tl := queueLoadTicket(batch, id)
+	var el *eventLoad
+	if parent != "" {
+		el = queueLoadEvent(batch, parent)
 	}
+	if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+		return nil, fmt.Errorf("lock and load ticket %s: %w", id, err)
+	}
+	if tl.parent != parent {
+		// The ticket moved to another event between the two reads: lock
+		// that one too (out of order; PostgreSQL reports a deadlock, if one
+		// forms, as an error and River retries).
+		parent = tl.parent
+		batch = &pgx.Batch{}
+		batch.Queue(lockSQL, lockKey(outbox.KindEvent, parent))
+		el = queueLoadEvent(batch, parent)
+		if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+			return nil, fmt.Errorf("lock and load event %s: %w", parent, err)
+		}
+	}
+	t, st := tl.t, tl.st
 	o := &outcome{version: st.wanted, account: st.account, objectID: st.objectID, parentID: parent}
 	scope := fmt.Sprintf("ticket:%s:v%d", id, st.wanted)
 
 	if t == nil {
-		if st.objectID == "" {
+		everywhere := st.staleAccounts("")
+		if len(everywhere) == 0 {
 			return o.skip(ActionDelete, "ticket row is gone and nothing was ever pushed to Stripe"), nil
 		}
-		if st.fingerprint == fingerprintArchived {
+		if st.fingerprint == fingerprintArchived && len(st.accounts) == 0 {
 			return o.succeed(ActionUnchanged, st.account, st.objectID, fingerprintArchived), nil
 		}
-		call := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
-		if _, err := d.Stripe.ArchivePrice(ctx, call, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+		if err := d.archiveTicketPrices(ctx, id, st, everywhere, scope); err != nil {
 			return o.fail(ActionDelete, err), nil
 		}
-		return o.succeed(ActionDelete, st.account, st.objectID, fingerprintArchived), nil
+		o.accounts = []string{}
+		return o.succeed(ActionDelete, firstNonEmpty(st.account, everywhere[0]), st.objectID, fingerprintArchived), nil
 	}
 
 	// The parent Product first, read and (if needed) written under the
 	// event's lock, so the Price never hangs off a stale or missing Product.
-	ev, evState, err := loadEvent(ctx, tx, parent)
-	if err != nil {
-		return nil, err
-	}
-	if ev == nil {
+	if el == nil || el.ev == nil {
 		return o.skip(ActionSync, fmt.Sprintf("event %s is gone", parent)), nil
 	}
-	account := deref(ev.Account)
+	account := deref(el.ev.Account)
 	if account == "" {
-		return o.skip(ActionSync, fmt.Sprintf("organisation %s has no connected Stripe account", ev.OrganisationID)), nil
+		return o.skip(ActionSync, fmt.Sprintf("organisation %s has no connected Stripe account", el.ev.OrganisationID)), nil
 	}
-	evOutcome := d.syncProduct(ctx, tx, parent, ev, evState, logger)
+	evOutcome := d.syncProduct(ctx, conn, parent, el.ev, el.st, logger)
 	if evOutcome.err != nil {
 		return o.fail(ActionSync, fmt.Errorf("event %s: %w", parent, evOutcome.err)), nil
 	}
-	if err := lockEventRow(ctx, tx, parent); err != nil {
-		return nil, err
-	}
-	if err := recordParent(ctx, tx, parent, evOutcome); err != nil {
-		return nil, err
-	}
+	recordParent(o, parent, id, evOutcome)
 	productID := evOutcome.objectID
 
 	params, err := d.priceParams(t, productID)
@@ -154,44 +191,107 @@ func (d *Deps) syncPrice(ctx context.Context, tx pgx.Tx, id string, logger *slog
 		return o.fail(ActionSync, err), nil
 	}
 	immutable, fp := priceFingerprints(params)
+	stale := st.staleAccounts(account)
 	known := st.account == account && st.objectID != ""
-	if known && st.fingerprint == fp {
-		o.writeBack = priceWriteBack(t, st.objectID)
+	if known && st.fingerprint == fp && len(stale) == 0 {
+		o.pre = append(o.pre, priceWriteBack(t, st.objectID)...)
 		return o.succeed(ActionUnchanged, account, st.objectID, fp), nil
 	}
 
 	call := stripeclient.Call{Account: account, IdempotencyScope: scope}
-	priceID, action, err := d.ensurePrice(ctx, call, st, known, params, immutable)
+	priceID, action := st.objectID, ActionArchive
+	if !known || st.fingerprint != fp {
+		priceID, action, err = d.ensurePrice(ctx, call, st, known, params, immutable)
+	}
 	o.account = account
 	if err != nil {
 		return o.fail(action, err), nil
 	}
-	if priceID != st.objectID && st.objectID != "" {
-		// The old Price (a changed amount, or the previous account's) stops
-		// selling. On another account this is best effort when the account
-		// refuses us (it may be disconnected already); a transient failure
-		// is retried, or the old Price stays on sale for good.
-		old := stripeclient.Call{Account: st.account, IdempotencyScope: scope}
-		if _, err := d.Stripe.ArchivePrice(ctx, old, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
-			if st.account == account || transient(err) {
+	if known && priceID != st.objectID {
+		// A changed amount: the old Price stops selling.
+		if _, err := d.Stripe.ArchivePrice(ctx, call, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+			return o.fail(ActionArchive, err), nil
+		}
+	}
+	// The organisation moved: the old account's Prices stop selling. A
+	// transient failure retries the job; an account that refuses us (it
+	// may be disconnected already) is given up, with a warning.
+	for _, old := range stale {
+		if err := d.archiveTicketPrices(ctx, id, st, []string{old}, scope); err != nil {
+			if transient(err) {
 				return o.fail(ActionArchive, err), nil
 			}
 			logger.Warn("could not archive the Price on the previous account",
-				slog.String("previous_account", st.account), slog.String("error", err.Error()))
+				slog.String("previous_account", old), slog.String("error", err.Error()))
 		}
 	}
-	o.writeBack = priceWriteBack(t, priceID)
+	o.pre = append(o.pre, priceWriteBack(t, priceID)...)
+	o.accounts = []string{account}
 	return o.succeed(action, account, priceID, fp), nil
 }
 
-func priceWriteBack(t *ticketRow, priceID string) *writeBack {
+// archiveTicketPrices archives, on each account, the Price recorded for the
+// ticket and whichever Price holds the ticket's lookup key: the one a write
+// whose response was lost created, which nothing recorded.
+func (d *Deps) archiveTicketPrices(ctx context.Context, ticketID string, st *syncState, accounts []string, scope string) error {
+	for _, account := range accounts {
+		call := stripeclient.Call{Account: account, IdempotencyScope: scope}
+		archived := ""
+		if account == st.account && st.objectID != "" && st.fingerprint != fingerprintArchived {
+			if _, err := d.Stripe.ArchivePrice(ctx, call, st.objectID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+				return err
+			}
+			archived = st.objectID
+		}
+		holder, err := d.Stripe.FindPriceByLookupKey(ctx, call, LookupKey(ticketID))
+		if err != nil {
+			return err
+		}
+		if holder != nil && holder.Active && holder.ID != archived {
+			if _, err := d.Stripe.ArchivePrice(ctx, call, holder.ID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// recordParent adds to the ticket's outcome what the ticket's job pushed for
+// its event's Product, so the event's own job finds it in step; the event's
+// versions stay the event job's to complete. The event's row lock comes
+// first, as a host DELETE of the event takes it first.
+func recordParent(o *outcome, eventID, ticketID string, ev *outcome) {
+	o.pre = append(o.pre, stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, args: []any{eventID}})
+	o.pre = append(o.pre, ev.pre...)
+	if ev.hook != nil {
+		account := ev.account
+		o.hook = func(ctx context.Context, tx pgx.Tx) error {
+			return enqueueTicketsOffAccount(ctx, tx, eventID, account, ticketID)
+		}
+	}
+	if ev.action == ActionUnchanged {
+		return
+	}
+	o.post = append(o.post, stmt{
+		sql: `
+			INSERT INTO stripe_sync_state AS s (entity_type, entity_id, connected_account_id, stripe_object_id,
+				fingerprint, synced_at, accounts)
+			VALUES ('event', $1, $2, $3, $4, now(), coalesce($5::text[], '{}'))
+			ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+				connected_account_id = EXCLUDED.connected_account_id, stripe_object_id = EXCLUDED.stripe_object_id,
+				fingerprint = EXCLUDED.fingerprint, synced_at = now(), accounts = coalesce($5::text[], s.accounts)`,
+		args: []any{eventID, ev.account, ev.objectID, ev.fingerprint, ev.accounts},
+	})
+}
+
+func priceWriteBack(t *ticketRow, priceID string) []stmt {
 	if deref(t.StripePriceID) == priceID {
 		return nil
 	}
-	return &writeBack{
-		sql: `UPDATE event_tickets SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS DISTINCT FROM $2`,
-		id:  t.ID, val: priceID,
-	}
+	return []stmt{{
+		sql:  `UPDATE event_tickets SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS DISTINCT FROM $2`,
+		args: []any{t.ID, priceID},
+	}}
 }
 
 // ensurePrice brings the ticket's Price in step and returns its id. A Price
@@ -296,37 +396,4 @@ func metadataEqual(have, want map[string]string) bool {
 	return true
 }
 
-// lockEventThenTicket takes the event's lock (when the ticket has one) and
-// then the ticket's, in the one order every job uses.
-func lockEventThenTicket(ctx context.Context, tx pgx.Tx, eventID, ticketID string) error {
-	if eventID != "" {
-		if err := lock(ctx, tx, outbox.KindEvent, eventID); err != nil {
-			return err
-		}
-	}
-	return lock(ctx, tx, outbox.KindTicket, ticketID)
-}
 
-// recordParent records what a ticket job pushed for its event's Product, so
-// the event's own job finds it in step. It leaves the event's versions alone:
-// the event's job still owns completing its changes.
-func recordParent(ctx context.Context, tx pgx.Tx, eventID string, o *outcome) error {
-	if !o.pushed {
-		return nil
-	}
-	batch := &pgx.Batch{}
-	if o.writeBack != nil {
-		batch.Queue(o.writeBack.sql, o.writeBack.id, o.writeBack.val)
-	}
-	batch.Queue(`
-		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, connected_account_id, stripe_object_id, fingerprint, synced_at)
-		VALUES ('event', $1, $2, $3, $4, now())
-		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
-			connected_account_id = EXCLUDED.connected_account_id, stripe_object_id = EXCLUDED.stripe_object_id,
-			fingerprint = EXCLUDED.fingerprint, synced_at = now()`,
-		eventID, o.account, o.objectID, o.fingerprint)
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-		return fmt.Errorf("record event %s: %w", eventID, err)
-	}
-	return nil
-}

@@ -42,6 +42,11 @@ CREATE TABLE stripe_sync_state (
     stripe_object_id text,
     fingerprint text,
     synced_at timestamptz,
+    -- Every account a job was about to write this entity's objects to and
+    -- that is not yet known clean: recorded (committed) before the write, so
+    -- an object whose create response was lost, or whose job was killed, is
+    -- still found and archived when the row is deleted or moves account.
+    accounts text[] NOT NULL DEFAULT '{}',
     PRIMARY KEY (entity_type, entity_id)
 );
 CREATE INDEX idx_stripe_sync_state_parent ON stripe_sync_state (parent_id) WHERE parent_id IS NOT NULL;
