@@ -395,5 +395,3 @@ func metadataEqual(have, want map[string]string) bool {
 	}
 	return true
 }
-
-
