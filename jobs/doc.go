@@ -5,11 +5,19 @@
 // the mapping from rows to Stripe parameters, and the fingerprints that make
 // an unchanged entity cost zero Stripe writes.
 //
-// Each job runs under a per-entity PostgreSQL advisory lock, so two jobs
-// never write one Stripe object at once. A job finishes in one transaction
-// that records what it pushed (stripe_sync_state), writes its
-// stripe_sync_log row, and completes the River job (river.JobCompleteTx)
-// only if no change to the entity committed meanwhile; otherwise it syncs
-// again. That closes the window in which a change deduplicated against the
-// running job would be lost.
+// Each round of a job holds per-entity PostgreSQL advisory locks (session
+// level, on a connection of its own; an event's before its tickets'), so two
+// jobs never write one Stripe object at once, while no transaction or row
+// lock is held across Stripe calls: the host's writes never wait on Stripe.
+// One pipelined statement batch takes the locks, records the account about
+// to be written (committed before any write, so an object whose create
+// response was lost is still found on delete or account change) and reads
+// the entity with its stripe_sync_state. A round finishes in one
+// transaction that writes the Stripe ids back, records what it pushed,
+// writes its stripe_sync_log row, and completes the River job
+// (river.JobCompleteTx) only if no change to the entity committed meanwhile;
+// otherwise it syncs again. That closes the window in which a change
+// deduplicated against the running job would be lost. The finishing
+// transaction takes row locks in the host's order (event row, ticket rows,
+// ticket state, event state), so it never deadlocks with a host DELETE.
 package jobs
