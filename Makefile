@@ -21,6 +21,10 @@ test/short: ## Same as test, without -race (quicker)
 chaos: ## Long chaos test: 3 workers, faults, kill -9 (CHAOS_DURATION, default 3m; CHAOS_SEED)
 	CHAOS_DURATION=$${CHAOS_DURATION:-3m} .ci/with-pg.sh go test -count=1 -v -run '^TestChaos' -timeout 30m ./internal/e2e
 
+.PHONY: bench
+bench: ## Benchmarks against a throwaway PostgreSQL: one table + .tmp/bench/bench-results.json (~8 min; BENCH_FLAGS=-help)
+	.ci/with-pg.sh go run ./internal/bench/cmd/bench $(BENCH_FLAGS)
+
 test/browser: ## Render `syncctl ui` in headless Chromium (installs chromium; not part of test)
 	.ci/browser-check.sh
 

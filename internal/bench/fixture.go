@@ -1,0 +1,176 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
+)
+
+// secretKey is the test key every emulator in the run accepts.
+const secretKey = "sk_test_bench_0123456789abcdef"
+
+// orgID and account are the organisation every benchmark event belongs to,
+// and its connected Stripe account.
+const (
+	orgID   = "0a000000-0000-4000-8000-0000000be4c0"
+	account = "acct_bench"
+)
+
+// syncKinds are the job kinds whose queue depth says whether the sync is
+// idle; the periodic resync and prune jobs are left out.
+const busySyncJobs = `
+	SELECT count(*) FROM river_job
+	WHERE kind IN ('stripe_sync_event', 'stripe_sync_ticket', 'stripe_sync_org')
+	  AND state IN ('available', 'running', 'retryable', 'scheduled', 'pending')`
+
+// createOrg inserts the benchmark organisation with its connected account.
+func createOrg(ctx context.Context, pool *pgxpool.Pool) error {
+	_, err := pool.Exec(ctx, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof)
+		VALUES ($1, 'Bench Lodge', $2) ON CONFLICT DO NOTHING`, orgID, account)
+	if err != nil {
+		return fmt.Errorf("create organisation: %w", err)
+	}
+	return nil
+}
+
+// insertEvents inserts n published events of the benchmark organisation in
+// one statement. With triggers, each enqueues its sync job (the outbox);
+// without, the rows arrive as if they predated the install.
+func insertEvents(ctx context.Context, pool *pgxpool.Pool, n int, triggers bool) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if !triggers {
+			if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+				return fmt.Errorf("turn triggers off: %w", err)
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO events (event_id, organisation_id, title, description, type, slug, event_start, event_end, is_published)
+			SELECT gen_random_uuid(), $1, 'Bench event ' || g, 'A benchmark event.', 'meeting', 'bench-' || g,
+			       timestamptz '2026-03-01 19:00+11' + g * interval '1 day',
+			       timestamptz '2026-03-01 22:00+11' + g * interval '1 day', true
+			FROM generate_series(1, $2::int) g`, orgID, n)
+		if err != nil {
+			return fmt.Errorf("insert %d events: %w", n, err)
+		}
+		return nil
+	})
+}
+
+// waitIdle polls until no sync job waits or runs, or timeout passes.
+func waitIdle(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var busy int
+		if err := pool.QueryRow(ctx, busySyncJobs).Scan(&busy); err != nil {
+			return fmt.Errorf("count busy jobs: %w", err)
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d sync jobs still busy after %s", busy, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// stripeServer is an in-process Stripe emulator behind a real HTTP server,
+// and a stripe-go client on it, so every request crosses the same HTTP and
+// form-encoding path as against Stripe.
+type stripeServer struct {
+	emu    *stripeclient.Emulator
+	srv    *httptest.Server
+	client *stripeclient.StripeClient
+	// created announces each Product the emulator created, by id.
+	created *createdProducts
+}
+
+// newStripeServer starts an emulator; limiter paces the client (nil: none).
+func newStripeServer(limiter stripeclient.Limiter) (*stripeServer, error) {
+	s := &stripeServer{
+		emu:     stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: secretKey}),
+		created: &createdProducts{waiters: map[string]chan time.Time{}},
+	}
+	s.srv = httptest.NewServer(s.created.wrap(s.emu))
+	var err error
+	s.client, err = stripeclient.New(stripeclient.Options{SecretKey: secretKey, APIBase: s.srv.URL, Limiter: limiter})
+	if err != nil {
+		s.srv.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stripeServer) Close() { s.srv.Close() }
+
+// createdProducts notes when the emulator has answered a Product create with
+// success, so latency is measured to the moment the object exists.
+type createdProducts struct {
+	mu      sync.Mutex
+	waiters map[string]chan time.Time
+}
+
+// expect registers interest in the Product id before the change that makes
+// it, and returns where its creation time will arrive.
+func (c *createdProducts) expect(id string) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.mu.Lock()
+	c.waiters[id] = ch
+	c.mu.Unlock()
+	return ch
+}
+
+func (c *createdProducts) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/products" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		at := time.Now()
+		if rec.status != http.StatusOK {
+			return
+		}
+		form, _ := url.ParseQuery(string(body))
+		id := form.Get("id")
+		c.mu.Lock()
+		ch := c.waiters[id]
+		delete(c.waiters, id)
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- at
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
