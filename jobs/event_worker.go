@@ -36,16 +36,7 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 			if err := conn.SendBatch(ctx, batch).Close(); err != nil {
 				return nil, fmt.Errorf("lock and load event %s: %w", id, err)
 			}
-			o := w.deps.syncProduct(ctx, conn, id, load.ev, load.st, logger)
-			if o.action == ActionCreate && o.err == nil {
-				// A Product new on this account (first sync, a fixed title,
-				// a new connected account): the tickets follow it there.
-				account := o.account
-				o.hook = func(ctx context.Context, tx pgx.Tx) error {
-					return enqueueTicketsOffAccount(ctx, tx, id, account, "")
-				}
-			}
-			return o, nil
+			return w.deps.syncProduct(ctx, conn, id, load.ev, load.st, "", logger), nil
 		})
 }
 
@@ -133,7 +124,9 @@ func queueLoadEvent(batch *pgx.Batch, id string) *eventLoad {
 }
 
 // syncProduct makes the event's Product match ev (nil: the row is gone).
-func (d *Deps) syncProduct(ctx context.Context, conn *pgx.Conn, id string, ev *eventRow, st *syncState, logger *slog.Logger) *outcome {
+// A ticket job ensuring its parent passes its own id as askingTicket, so a
+// new Product enqueues the event's other tickets, not the asking one.
+func (d *Deps) syncProduct(ctx context.Context, conn *pgx.Conn, id string, ev *eventRow, st *syncState, askingTicket string, logger *slog.Logger) *outcome {
 	o := &outcome{version: st.wanted, account: st.account, objectID: st.objectID}
 	scope := fmt.Sprintf("event:%s:v%d", id, st.wanted)
 
@@ -203,6 +196,11 @@ func (d *Deps) syncProduct(ctx context.Context, conn *pgx.Conn, id string, ev *e
 	}
 	if action == ActionUnchanged {
 		action = ActionArchive
+	}
+	if action == ActionCreate {
+		// A Product new on this account (first sync, a fixed title, a new
+		// connected account): the tickets follow it there.
+		o.pre = append(o.pre, enqueueTicketsOffAccount(id, account, askingTicket))
 	}
 	o.accounts = []string{account}
 	return o.succeed(action, account, productID, fp)
@@ -308,26 +306,18 @@ func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcom
 	return nil
 }
 
-// enqueueTicketsOffAccount enqueues the event's tickets (but except, the
-// one whose job is asking) whose Price is not recorded on account, inside
-// tx, through River's client (deduplicated against their waiting jobs).
-func enqueueTicketsOffAccount(ctx context.Context, tx pgx.Tx, eventID, account, except string) error {
-	rows, err := tx.Query(ctx, `
-		SELECT t.id::text FROM event_tickets t
-		LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
-		WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2 AND t.id::text <> $3
-		ORDER BY t.id`, eventID, account, except)
-	if err != nil {
-		return fmt.Errorf("find the event's tickets: %w", err)
+// enqueueTicketsOffAccount enqueues, with the outcome, the event's tickets
+// whose Price is not recorded on account, through the same SQL function as
+// the triggers (so River's uniqueness dedupes them against waiting jobs),
+// ticket rows in id order.
+func enqueueTicketsOffAccount(eventID, account, except string) stmt {
+	return stmt{
+		sql: `
+			SELECT stripe_sync_enqueue('stripe_sync_ticket', 'ticket', 'ticket_id', t.id)
+			FROM event_tickets t
+			LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
+			WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2 AND t.id::text <> $3
+			ORDER BY t.id`,
+		args: []any{eventID, account, except},
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	entities := make([]outbox.Entity, len(ids))
-	for i, id := range ids {
-		entities[i] = outbox.Entity{Kind: outbox.KindTicket, ID: id}
-	}
-	_, err = outbox.Enqueue(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...)
-	return err
 }

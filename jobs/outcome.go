@@ -1,10 +1,7 @@
 package jobs
 
 import (
-	"context"
 	"errors"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -52,10 +49,8 @@ type outcome struct {
 	// pre and post are statements recorded with the outcome, before and
 	// after the entity's own state row (see record for the order).
 	pre, post []stmt
-	// hook, when set, runs between pre and the entity's own state row.
-	hook    func(ctx context.Context, tx pgx.Tx) error
-	message string
-	err     error
+	message   string
+	err       error
 }
 
 type stmt struct {

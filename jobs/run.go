@@ -77,6 +77,10 @@ func run[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref
 // runRound runs one reconcile round on a connection of its own and commits
 // its record. done is false when a change committed during the round, so
 // another round must follow; otherwise result is the River result to return.
+//
+// The round costs four round trips to PostgreSQL: the locks, intent and
+// reads in one batch; BEGIN and every write in a second; River's completion;
+// COMMIT and the unlock in a fourth.
 func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T], ref entityRef,
 	reconcile reconcileFunc, logger *slog.Logger,
 ) (done bool, result error, err error) {
@@ -85,19 +89,23 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	if err != nil {
 		return false, nil, fmt.Errorf("acquire connection: %w", err)
 	}
-	defer releaseLocks(conn)
+	tx := &pipelinedTx{conn: conn.Conn()}
+	defer func() {
+		if tx.open {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+		if tx.unlocked {
+			conn.Release()
+		} else {
+			releaseLocks(conn)
+		}
+	}()
 
 	o, err := reconcile(ctx, conn.Conn(), logger)
 	if err != nil {
 		return false, nil, err
 	}
 	logger = logger.With(slog.String("account", o.account))
-
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return false, nil, fmt.Errorf("begin: %w", err)
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 
 	finalAttempt := job.Attempt >= job.MaxAttempts
 	terminal := o.err == nil || o.permanent() || finalAttempt
@@ -118,11 +126,11 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	case o.err != nil:
 		result = river.JobCancel(o.err)
 	default:
-		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, tx, job); err != nil {
+		if _, err := river.JobCompleteTx[*riverpgxv5.Driver](ctx, pgx.Tx(tx), job); err != nil {
 			return false, nil, fmt.Errorf("complete job: %w", err)
 		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := tx.commitAndUnlock(ctx); err != nil {
 		return false, nil, fmt.Errorf("commit: %w", err)
 	}
 	if errors.Is(result, errAgain) {
@@ -160,24 +168,18 @@ func retryResult(err error, snoozed int) error {
 	return err
 }
 
-// record writes the round's rows in the host's lock order (host rows, then
-// ticket state, then event state: a host DELETE of an event locks the event,
-// its tickets, their state rows, then the event's state row) and returns the
-// entity's wanted_version read under its row lock: if it moved past
-// o.version, a change committed while this round ran.
-func record(ctx context.Context, tx pgx.Tx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
+// record opens the round's transaction and writes its rows in the host's
+// lock order (host rows, then ticket state, then event state: a host DELETE
+// of an event locks the event, its tickets, their state rows, then the
+// event's state row), all in one pipelined batch, and returns the entity's
+// wanted_version read under its row lock: if it moved past o.version, a
+// change committed while this round ran.
+func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
+	batch.Queue("begin")
+	tx.open = true
 	for _, s := range o.pre {
 		batch.Queue(s.sql, s.args...)
-	}
-	if o.hook != nil {
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
-			return 0, fmt.Errorf("record outcome: %w", err)
-		}
-		if err := o.hook(ctx, tx); err != nil {
-			return 0, err
-		}
-		batch = &pgx.Batch{}
 	}
 	var wanted int64
 	batch.Queue(`
@@ -206,7 +208,7 @@ func record(ctx context.Context, tx pgx.Tx, job *rivertype.JobRow, ref entityRef
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		string(ref.kind), ref.id, nullIfEmpty(o.objectID), nullIfEmpty(o.account), o.action,
 		o.status, nullIfEmpty(o.message), job.ID, job.Attempt, took.Milliseconds())
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	if err := tx.conn.SendBatch(ctx, batch).Close(); err != nil {
 		return 0, fmt.Errorf("record outcome: %w", err)
 	}
 	return wanted, nil

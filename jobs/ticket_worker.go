@@ -179,11 +179,11 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 	if account == "" {
 		return o.skip(ActionSync, fmt.Sprintf("organisation %s has no connected Stripe account", el.ev.OrganisationID)), nil
 	}
-	evOutcome := d.syncProduct(ctx, conn, parent, el.ev, el.st, logger)
+	evOutcome := d.syncProduct(ctx, conn, parent, el.ev, el.st, id, logger)
 	if evOutcome.err != nil {
 		return o.fail(ActionSync, fmt.Errorf("event %s: %w", parent, evOutcome.err)), nil
 	}
-	recordParent(o, parent, id, evOutcome)
+	recordParent(o, parent, evOutcome)
 	productID := evOutcome.objectID
 
 	params, err := d.priceParams(t, productID)
@@ -260,15 +260,9 @@ func (d *Deps) archiveTicketPrices(ctx context.Context, ticketID string, st *syn
 // its event's Product, so the event's own job finds it in step; the event's
 // versions stay the event job's to complete. The event's row lock comes
 // first, as a host DELETE of the event takes it first.
-func recordParent(o *outcome, eventID, ticketID string, ev *outcome) {
+func recordParent(o *outcome, eventID string, ev *outcome) {
 	o.pre = append(o.pre, stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, args: []any{eventID}})
 	o.pre = append(o.pre, ev.pre...)
-	if ev.hook != nil {
-		account := ev.account
-		o.hook = func(ctx context.Context, tx pgx.Tx) error {
-			return enqueueTicketsOffAccount(ctx, tx, eventID, account, ticketID)
-		}
-	}
 	if ev.action == ActionUnchanged {
 		return
 	}
