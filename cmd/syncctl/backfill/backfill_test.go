@@ -10,8 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 )
 
 const orgID = "0a000000-0000-4000-8000-000000000001"
@@ -19,46 +18,15 @@ const orgID = "0a000000-0000-4000-8000-000000000001"
 func TestNewCmdBackfill(t *testing.T) {
 	t.Parallel()
 
-	for _, tt := range []struct {
-		name      string
-		args      []string
-		want      *Options
-		wantUsage string
-	}{
-		{name: "Defaults", args: nil, want: &Options{BatchSize: 1000}},
-		{name: "OrgNormalised", args: []string{"--org", "0A000000-0000-4000-8000-000000000001"}, want: &Options{Org: orgID, BatchSize: 1000}},
-		{name: "AllFlags", args: []string{"--org", orgID, "--unsynced", "--batch", "50", "--json"}, want: &Options{Org: orgID, Unsynced: true, BatchSize: 50, JSON: true}},
-		{name: "MalformedOrg", args: []string{"--org", "acme"}, wantUsage: `--org: malformed id "acme"`},
-		{name: "ZeroBatch", args: []string{"--batch", "0"}, wantUsage: "--batch must be at least 1"},
-		{name: "BatchNotANumber", args: []string{"--batch", "many"}, wantUsage: `invalid argument "many"`},
-		{name: "Argument", args: []string{"event"}, wantUsage: `unknown command "event"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			io, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdBackfill(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantUsage != "" {
-				require.ErrorContains(t, err, tt.wantUsage)
-				switch tt.name {
-				case "BatchNotANumber", "Argument": // cobra's own errors are mapped to 2 by root.Main
-				default:
-					require.Equal(t, 2, cmdutil.ExitCode(err))
-				}
-				return
-			}
-			require.NoError(t, err)
-			got.Factory = nil
-			require.Equal(t, tt.want, got)
-		})
-	}
+	cmdtest.Command[Options]{NewCmd: NewCmdBackfill}.ParseCases(t, []cmdtest.ParseCase[Options]{
+		{Name: "Defaults", Args: nil, Want: &Options{BatchSize: 1000}},
+		{Name: "OrgNormalised", Args: []string{"--org", "0A000000-0000-4000-8000-000000000001"}, Want: &Options{Org: orgID, BatchSize: 1000}},
+		{Name: "AllFlags", Args: []string{"--org", orgID, "--unsynced", "--batch", "50", "--json"}, Want: &Options{Org: orgID, Unsynced: true, BatchSize: 50, JSON: true}},
+		{Name: "MalformedOrg", Args: []string{"--org", "acme"}, WantUsage: `--org: malformed id "acme"`},
+		{Name: "ZeroBatch", Args: []string{"--batch", "0"}, WantUsage: "--batch must be at least 1"},
+		{Name: "BatchNotANumber", Args: []string{"--batch", "many"}, WantCobraErr: `invalid argument "many"`},
+		{Name: "Argument", Args: []string{"event"}, WantCobraErr: `unknown command "event"`},
+	})
 }
 
 func TestBackfillRun(t *testing.T) {
@@ -67,39 +35,22 @@ func TestBackfillRun(t *testing.T) {
 
 	// setup returns a database holding events 1..n of orgID with three
 	// tickets each, and no jobs or sync state: rows that predate the install.
-	setup := func(t *testing.T, n int) (*pgxpool.Pool, string) {
-		url := testdb.URL(t)
-		pool, err := pgxpool.New(ctx, url)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
-		_, err = pool.Exec(ctx, `
+	setup := func(t *testing.T, n int) (*pgxpool.Pool, cmdtest.Command[Options]) {
+		db := cmdtest.NewDB(t)
+		db.Exec(t, `
 			INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES
 				('0a000000-0000-4000-8000-000000000001', 'Org', 'acct_1'),
 				('0a000000-0000-4000-8000-000000000002', 'Other', 'acct_2')`)
-		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `
+		db.Exec(t, `
 			INSERT INTO events (event_id, organisation_id, title)
 			SELECT ('0e000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'Event ' || g
 			FROM generate_series(1, $2::int) g`, orgID, n)
-		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `
+		db.Exec(t, `
 			INSERT INTO event_tickets (id, event_id, name, price)
 			SELECT gen_random_uuid(), e.event_id, 'Ticket ' || k, 10 * k
 			FROM events e, generate_series(1, 3) k`)
-		require.NoError(t, err)
-		_, err = pool.Exec(ctx, `DELETE FROM river_job; DELETE FROM stripe_sync_state`)
-		require.NoError(t, err)
-		return pool, url
-	}
-	run := func(t *testing.T, url string, terminal bool, args ...string) (string, string) {
-		io, out, errOut := cmdutil.Test(terminal)
-		f := cmdutil.NewFactory(io, func(string) string { return "" })
-		f.DatabaseURL = url
-		t.Cleanup(f.Close)
-		cmd := NewCmdBackfill(f, nil)
-		cmd.SetArgs(args)
-		require.NoError(t, cmd.Execute())
-		return out.String(), errOut.String()
+		db.Exec(t, `DELETE FROM river_job; DELETE FROM stripe_sync_state`)
+		return db.Pool, cmdtest.Command[Options]{NewCmd: NewCmdBackfill, DatabaseURL: db.URL}
 	}
 	// jobs returns the number of sync jobs and of distinct entities they
 	// name.
@@ -111,16 +62,16 @@ func TestBackfillRun(t *testing.T) {
 
 	t.Run("ThousandEventsThreeTicketsEachOnceAlsoWhenRunTwice", func(t *testing.T) {
 		t.Parallel()
-		pool, url := setup(t, 1000)
+		pool, cmd := setup(t, 1000)
 
-		out, errOut := run(t, url, false)
+		out, errOut := cmd.MustRun(t, false)
 		require.Equal(t, "1000 events and 3000 tickets: 4000 jobs enqueued, 0 deduplicated (a job was already waiting)\n", out)
 		require.Empty(t, errOut, "no progress bar off a terminal")
 		n, entities := jobs(t, pool)
 		require.Equal(t, 4000, n)
 		require.Equal(t, 4000, entities)
 
-		out, errOut = run(t, url, true)
+		out, errOut = cmd.MustRun(t, true)
 		require.Equal(t, "1000 events and 3000 tickets: 0 jobs enqueued, 4000 deduplicated (a job was already waiting)\n", out)
 		bar := func(done int) string {
 			filled := 30 * done / 4000
@@ -134,7 +85,7 @@ func TestBackfillRun(t *testing.T) {
 
 	t.Run("UnsyncedOrgAndJSON", func(t *testing.T) {
 		t.Parallel()
-		pool, url := setup(t, 3)
+		pool, cmd := setup(t, 3)
 		_, err := pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES
 			('0e000000-0000-4000-8000-000000000099', '0a000000-0000-4000-8000-000000000002', 'Elsewhere');
 			DELETE FROM river_job;
@@ -146,7 +97,7 @@ func TestBackfillRun(t *testing.T) {
 				('event', '0e000000-0000-4000-8000-000000000002', 'acct_0', 'prod_2')`)
 		require.NoError(t, err)
 
-		out, _ := run(t, url, false, "--unsynced", "--org", orgID, "--json")
+		out, _ := cmd.MustRun(t, false, "--unsynced", "--org", orgID, "--json")
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
 		require.Equal(t, map[string]any{

@@ -5,7 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 )
 
 func TestNewCmdJobs(t *testing.T) {
@@ -13,9 +13,9 @@ func TestNewCmdJobs(t *testing.T) {
 
 	t.Run("AssemblesItsVerbs", func(t *testing.T) {
 		t.Parallel()
-		io, _, _ := cmdutil.Test(false)
+		f, _, _ := cmdtest.NewFactory(t, false)
 		var verbs []string
-		for _, c := range NewCmdJobs(cmdutil.NewFactory(io, func(string) string { return "" })).Commands() {
+		for _, c := range NewCmdJobs(f).Commands() {
 			verbs = append(verbs, c.Name())
 		}
 		require.Equal(t, []string{"cancel", "list", "show"}, verbs)
@@ -23,12 +23,12 @@ func TestNewCmdJobs(t *testing.T) {
 
 	t.Run("UnknownVerb", func(t *testing.T) {
 		t.Parallel()
-		io, out, _ := cmdutil.Test(false)
-		cmd := NewCmdJobs(cmdutil.NewFactory(io, func(string) string { return "" }))
+		f, out, _ := cmdtest.NewFactory(t, false)
+		cmd := NewCmdJobs(f)
 		cmd.SilenceUsage, cmd.SilenceErrors = true, true // as root sets them
 		cmd.SetArgs([]string{"retry"})
-		cmd.SetOut(io.Out)
-		cmd.SetErr(io.ErrOut)
+		cmd.SetOut(f.IO.Out)
+		cmd.SetErr(f.IO.ErrOut)
 		require.EqualError(t, cmd.Execute(), `unknown command "retry" for "jobs"`)
 		require.Empty(t, out.String(), "no help text in place of the error")
 	})

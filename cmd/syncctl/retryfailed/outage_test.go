@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
@@ -63,17 +63,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	run := func(args ...string) (string, string) {
-		t.Helper()
-		io, out, errOut := cmdutil.Test(false)
-		f := cmdutil.NewFactory(io, func(string) string { return "" })
-		f.DatabaseURL = b.Pool.Config().ConnString()
-		t.Cleanup(f.Close)
-		cmd := NewCmdRetryFailed(f, nil)
-		cmd.SetArgs(args)
-		require.NoError(t, cmd.Execute())
-		return out.String(), errOut.String()
-	}
+	cmd := cmdtest.Command[Options]{NewCmd: NewCmdRetryFailed, DatabaseURL: b.Pool.Config().ConnString()}
 
 	discarded := waitFor("discarded")
 	require.Equal(t, 1, discarded.Errors)
@@ -81,7 +71,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 	require.Empty(t, b.Emulator.Products(account))
 
 	// A dry run lists the job and leaves it exactly as it was.
-	out, errOut := run("--dry-run")
+	out, errOut := cmd.MustRun(t, false, "--dry-run")
 	finalized := discarded.FinalizedAt.UTC().Format(time.RFC3339)
 	require.Regexp(t, fmt.Sprintf(`^%d  event  %s  discarded  1/1  %s  would retry  stripe \S+: 500: .+\n$`, jobID, eventID, finalized), out)
 	require.Equal(t, "dry run: would retry 1 job; nothing changed\n", errOut)
@@ -89,7 +79,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 
 	// Stripe recovers; the retry brings the job back and it completes.
 	b.Emulator.ClearFaults()
-	out, errOut = run()
+	out, errOut = cmd.MustRun(t, false)
 	require.Regexp(t, fmt.Sprintf(`^%d  event  %s  discarded  1/1  %s  retried  stripe \S+: 500: .+\n$`, jobID, eventID, finalized), out)
 	require.Equal(t, "retried 1 job\n", errOut)
 	completed := waitFor("completed")
@@ -112,7 +102,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 	require.Equal(t, []string{"1 failed", "2 success"}, statuses)
 
 	// Nothing is left to retry.
-	out, errOut = run()
+	out, errOut = cmd.MustRun(t, false)
 	require.Empty(t, out)
 	require.Equal(t, "retried 0 jobs\n", errOut)
 }

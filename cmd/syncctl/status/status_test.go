@@ -6,53 +6,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/internal/synctest"
-	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 func TestNewCmdStatus(t *testing.T) {
 	t.Parallel()
 
-	for _, tt := range []struct {
-		name      string
-		args      []string
-		want      *Options
-		wantUsage string
-	}{
-		{name: "Defaults", args: nil, want: &Options{}},
-		{name: "JSON", args: []string{"--json"}, want: &Options{JSON: true}},
-		{name: "StrayArgument", args: []string{"now"}, wantUsage: `unknown command "now"`},
-		{name: "UnknownFlag", args: []string{"--watch"}, wantUsage: "unknown flag: --watch"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			io, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdStatus(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantUsage != "" {
-				require.ErrorContains(t, err, tt.wantUsage) // root.Main maps cobra's own errors to 2
-				return
-			}
-			require.NoError(t, err)
-			got.Factory = nil
-			require.Equal(t, tt.want, got)
-		})
-	}
+	cmdtest.Command[Options]{NewCmd: NewCmdStatus}.ParseCases(t, []cmdtest.ParseCase[Options]{
+		{Name: "Defaults", Args: nil, Want: &Options{}},
+		{Name: "JSON", Args: []string{"--json"}, Want: &Options{JSON: true}},
+		{Name: "StrayArgument", Args: []string{"now"}, WantCobraErr: `unknown command "now"`},
+		{Name: "UnknownFlag", Args: []string{"--watch"}, WantCobraErr: "unknown flag: --watch"},
+	})
 }
 
 const (
@@ -63,8 +32,7 @@ const (
 )
 
 type testBundle struct {
-	pool *pgxpool.Pool
-	url  string
+	*cmdtest.DB
 	// now is the clock the command reads. It is the real time, because the
 	// stripe_sync_health view counts the last 24 hours by the database's
 	// clock; every row is written relative to it.
@@ -73,32 +41,14 @@ type testBundle struct {
 
 func setup(t *testing.T) *testBundle {
 	t.Helper()
-	url := testdb.URL(t)
-	pool, err := pgxpool.New(context.Background(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return &testBundle{pool: pool, url: url, now: time.Now().UTC().Truncate(time.Second)}
-}
-
-func (b *testBundle) exec(t *testing.T, sql string, args ...any) {
-	t.Helper()
-	_, err := b.pool.Exec(context.Background(), sql, args...)
-	require.NoError(t, err)
+	return &testBundle{DB: cmdtest.NewDB(t), now: time.Now().UTC().Truncate(time.Second)}
 }
 
 func (b *testBundle) ago(d time.Duration) time.Time { return b.now.Add(-d) }
 
 func (b *testBundle) run(t *testing.T, terminal bool, args ...string) (string, string) {
 	t.Helper()
-	io, out, errOut := cmdutil.Test(terminal)
-	f := cmdutil.NewFactory(io, func(string) string { return "" })
-	f.DatabaseURL = b.url
-	f.Clock = func() time.Time { return b.now }
-	t.Cleanup(f.Close)
-	cmd := NewCmdStatus(f, nil)
-	cmd.SetArgs(args)
-	require.NoError(t, cmd.Execute())
-	return out.String(), errOut.String()
+	return cmdtest.Command[Options]{NewCmd: NewCmdStatus, DatabaseURL: b.URL, Now: b.now}.MustRun(t, terminal, args...)
 }
 
 // troubled seeds a database whose worker died five minutes ago, leaving
@@ -107,30 +57,23 @@ func (b *testBundle) run(t *testing.T, terminal bool, args ...string) (string, s
 func troubled(t *testing.T) *testBundle {
 	t.Helper()
 	b := setup(t)
-	ctx := context.Background()
-	client, err := river.NewClient(riverpgxv5.New(b.pool), &river.Config{})
-	require.NoError(t, err)
-	b.exec(t, `ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
-	for _, e := range []outbox.Entity{{Kind: outbox.KindEvent, ID: event1}, {Kind: outbox.KindEvent, ID: event2}, {Kind: outbox.KindTicket, ID: ticket}, {Kind: outbox.KindOrg, ID: org}} {
-		require.NoError(t, pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
-			_, err := outbox.Enqueue(ctx, client, tx, e)
-			return err
-		}))
-	}
-	b.exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-1', $1, $2)`, b.ago(time.Hour), b.ago(5*time.Minute))
-	b.exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 101, b.ago(3*time.Minute+12*time.Second))
-	b.exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 102, b.ago(10*time.Second))
-	b.exec(t, `UPDATE river_job SET state = 'retryable', attempt = 2, scheduled_at = $2, attempted_at = $3, errors = ARRAY[
+	b.Exec(t, `ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
+	b.Enqueue(t, outbox.Entity{Kind: outbox.KindEvent, ID: event1}, outbox.Entity{Kind: outbox.KindEvent, ID: event2},
+		outbox.Entity{Kind: outbox.KindTicket, ID: ticket}, outbox.Entity{Kind: outbox.KindOrg, ID: org})
+	b.Exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-1', $1, $2)`, b.ago(time.Hour), b.ago(5*time.Minute))
+	b.Exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 101, b.ago(3*time.Minute+12*time.Second))
+	b.Exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 102, b.ago(10*time.Second))
+	b.Exec(t, `UPDATE river_job SET state = 'retryable', attempt = 2, scheduled_at = $2, attempted_at = $3, errors = ARRAY[
 			jsonb_build_object('at', $4::timestamptz, 'attempt', 1, 'error', 'stripe create_price: network error: reset', 'trace', ''),
 			jsonb_build_object('at', $3::timestamptz, 'attempt', 2, 'error', 'stripe create_price: 500: boom', 'trace', '')]
 		WHERE id = $1`, 103, b.now.Add(time.Minute), b.ago(time.Minute), b.ago(3*time.Minute))
-	b.exec(t, `UPDATE river_job SET state = 'discarded', attempt = 25, finalized_at = $2, attempted_at = $2, errors = ARRAY[
+	b.Exec(t, `UPDATE river_job SET state = 'discarded', attempt = 25, finalized_at = $2, attempted_at = $2, errors = ARRAY[
 			jsonb_build_object('at', $2::timestamptz, 'attempt', 25, 'error', 'stripe update_product: 500: still down', 'trace', '')]
 		WHERE id = $1`, 104, b.ago(2*time.Hour))
 	// A resync job is not a sync job: status leaves it out.
-	b.exec(t, `INSERT INTO river_job (kind, args, queue, state, scheduled_at) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available', $1)`, b.ago(time.Hour))
+	b.Exec(t, `INSERT INTO river_job (kind, args, queue, state, scheduled_at) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available', $1)`, b.ago(time.Hour))
 
-	b.exec(t, `
+	b.Exec(t, `
 		INSERT INTO stripe_sync_log (entity_type, entity_id, action, status, error_message, created_at, synced_at, job_id, attempt) VALUES
 		('event', $1, 'create', 'success', NULL, $2, $2, 90, 1),
 		('event', $1, 'update', 'failed', 'stripe update_product: 403 account_invalid: The provided key does not have access to account acct_1', $3, $3, 91, 1),
@@ -207,7 +150,7 @@ func TestStatusRun(t *testing.T) {
 	t.Run("HealthyAndEmpty", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		b.exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-2', $1, $2)`, b.ago(2*time.Hour), b.now.Add(20*time.Second))
+		b.Exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-2', $1, $2)`, b.ago(2*time.Hour), b.now.Add(20*time.Second))
 		out, errOut := b.run(t, true)
 		require.Empty(t, errOut)
 		require.Equal(t, ""+
@@ -240,7 +183,7 @@ func TestStatusRun(t *testing.T) {
 		out, _ := b.run(t, true, "--json")
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
-		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h"}, keys(doc))
+		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h"}, cmdtest.Keys(doc))
 		at := func(d time.Duration) string { return b.ago(d).Format(time.RFC3339) }
 
 		require.Equal(t, map[string]any{"alive": false, "leader_id": "worker-host-1", "elected_at": at(time.Hour), "expires_at": at(5 * time.Minute)}, doc["worker"])
@@ -281,7 +224,7 @@ func TestStatusRun(t *testing.T) {
 func TestStatusRun_realWorker(t *testing.T) {
 	t.Parallel()
 	sb := synctest.Start(t, synctest.Options{})
-	b := &testBundle{pool: sb.Pool, url: sb.Pool.Config().ConnString()}
+	b := &testBundle{DB: &cmdtest.DB{Pool: sb.Pool, URL: sb.Pool.Config().ConnString()}}
 
 	alive := func() bool {
 		b.now = time.Now()
@@ -307,12 +250,4 @@ func TestStatusRun_realWorker(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "a stopped worker still showed as alive")
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

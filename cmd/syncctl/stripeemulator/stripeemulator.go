@@ -4,14 +4,8 @@ package stripeemulator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -53,35 +47,16 @@ func emulatorRun(ctx context.Context, opts *Options) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	io := opts.Factory.IO
 	logger := slog.New(slog.NewTextHandler(io.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{
 		SecretKey: opts.Factory.Getenv("STRIPE_SECRET_KEY"),
 		Logger:    logger,
 	})
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return &cmdutil.UsageError{Err: fmt.Errorf("listen on %s: %w", opts.Addr, err)}
-	}
-	srv := &http.Server{Handler: emu, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(io.ErrOut, "stripe emulator listening on http://%s\n", ln.Addr())
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return cmdutil.Serve(ctx, opts.Addr, emu, func(addr string) {
+		fmt.Fprintf(io.ErrOut, "stripe emulator listening on http://%s\n", addr)
+		if opts.Ready != nil {
+			opts.Ready(addr)
+		}
+	})
 }

@@ -7,20 +7,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
 func TestNewCmdStripeEmulator(t *testing.T) {
 	t.Parallel()
-	io, _, _ := cmdutil.Test(false)
-	var got *Options
-	cmd := NewCmdStripeEmulator(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-		got = o
-		return nil
-	})
-	cmd.SetArgs([]string{"--addr", "127.0.0.1:0"})
-	require.NoError(t, cmd.Execute())
+	got, err := cmdtest.Command[Options]{NewCmd: NewCmdStripeEmulator}.Parse(t, "--addr", "127.0.0.1:0")
+	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:0", got.Addr)
 }
 
@@ -29,13 +23,7 @@ func TestNewCmdStripeEmulator(t *testing.T) {
 func TestEmulatorRun(t *testing.T) {
 	t.Parallel()
 	const key = "sk_test_emulator_cmd_0123456789"
-	io, _, errOut := cmdutil.Test(false)
-	f := cmdutil.NewFactory(io, func(name string) string {
-		if name == "STRIPE_SECRET_KEY" {
-			return key
-		}
-		return ""
-	})
+	f, _, errOut := cmdtest.Command[Options]{Env: map[string]string{"STRIPE_SECRET_KEY": key}}.Factory(t, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)

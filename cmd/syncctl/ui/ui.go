@@ -6,14 +6,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
@@ -120,32 +118,13 @@ func uiRun(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("river ui: %w", err)
 	}
 
-	ln, err := net.Listen("tcp", opts.Addr)
-	if err != nil {
-		return &cmdutil.UsageError{Err: fmt.Errorf("listen on %s: %w", opts.Addr, err)}
-	}
 	host, _, _ := net.SplitHostPort(opts.Addr)
-	srv := &http.Server{
-		Handler:           guard(uiHandler, isLoopback(host), opts.User, opts.Password),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	fmt.Fprintf(io.ErrOut, "River UI on http://%s\n", ln.Addr())
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return cmdutil.Serve(ctx, opts.Addr, guard(uiHandler, isLoopback(host), opts.User, opts.Password), func(addr string) {
+		fmt.Fprintf(io.ErrOut, "River UI on http://%s\n", addr)
+		if opts.Ready != nil {
+			opts.Ready(addr)
+		}
+	})
 }
 
 // guard wraps River UI, which trusts every request it gets: basic auth on

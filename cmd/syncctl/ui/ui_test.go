@@ -9,72 +9,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 const eventID = "0e000000-0000-4000-8000-000000000001"
 
-func env(vars map[string]string) func(string) string {
-	return func(name string) string { return vars[name] }
-}
-
 func TestNewCmdUI(t *testing.T) {
 	t.Parallel()
 	creds := map[string]string{EnvUser: "ops", EnvPassword: "s3cret"}
 
-	for _, tt := range []struct {
-		name      string
-		args      []string
-		env       map[string]string
-		want      *Options
-		wantUsage string
-	}{
-		{name: "Defaults", want: &Options{Addr: "127.0.0.1:8080"}},
-		{name: "IPv6Loopback", args: []string{"--addr", "[::1]:9000"}, want: &Options{Addr: "[::1]:9000"}},
-		{name: "Localhost", args: []string{"--addr", "localhost:0"}, want: &Options{Addr: "localhost:0"}},
-		{name: "CredentialsFromTheEnvironment", env: creds, want: &Options{Addr: "127.0.0.1:8080", User: "ops", Password: "s3cret"}},
-		{name: "NonLoopbackWithCredentials", args: []string{"--addr", "0.0.0.0:8080"}, env: creds,
-			want: &Options{Addr: "0.0.0.0:8080", User: "ops", Password: "s3cret"}},
-		{name: "NonLoopbackWithoutCredentials", args: []string{"--addr", "0.0.0.0:8080"},
-			wantUsage: "--addr 0.0.0.0:8080 is not a loopback address and River UI has no authentication of its own"},
-		{name: "AllInterfacesWithoutCredentials", args: []string{"--addr", ":8080"}, wantUsage: "is not a loopback address"},
-		{name: "HostNameWithoutCredentials", args: []string{"--addr", "ops.example.org:8080"}, wantUsage: "is not a loopback address"},
-		{name: "UserWithoutPassword", env: map[string]string{EnvUser: "ops"}, wantUsage: "set both SYNCCTL_UI_USER and SYNCCTL_UI_PASSWORD, or neither"},
-		{name: "MalformedAddr", args: []string{"--addr", "8080"}, wantUsage: `--addr "8080": want HOST:PORT`},
-		{name: "NoPasswordFlag", args: []string{"--password", "x"}, wantUsage: "unknown flag: --password"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			streams, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdUI(cmdutil.NewFactory(streams, env(tt.env)), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(streams.Out)
-			cmd.SetErr(streams.ErrOut)
-			err := cmd.Execute()
-			if tt.wantUsage != "" {
-				require.ErrorContains(t, err, tt.wantUsage)
-				if tt.name != "NoPasswordFlag" { // cobra's own error is mapped to 2 by root.Main
-					require.Equal(t, 2, cmdutil.ExitCode(err))
-				}
-				return
-			}
-			require.NoError(t, err)
-			got.Factory = nil
-			require.Equal(t, tt.want, got)
-		})
-	}
+	cmdtest.Command[Options]{NewCmd: NewCmdUI}.ParseCases(t, []cmdtest.ParseCase[Options]{
+		{Name: "Defaults", Want: &Options{Addr: "127.0.0.1:8080"}},
+		{Name: "IPv6Loopback", Args: []string{"--addr", "[::1]:9000"}, Want: &Options{Addr: "[::1]:9000"}},
+		{Name: "Localhost", Args: []string{"--addr", "localhost:0"}, Want: &Options{Addr: "localhost:0"}},
+		{Name: "CredentialsFromTheEnvironment", Env: creds, Want: &Options{Addr: "127.0.0.1:8080", User: "ops", Password: "s3cret"}},
+		{Name: "NonLoopbackWithCredentials", Args: []string{"--addr", "0.0.0.0:8080"}, Env: creds,
+			Want: &Options{Addr: "0.0.0.0:8080", User: "ops", Password: "s3cret"}},
+		{Name: "NonLoopbackWithoutCredentials", Args: []string{"--addr", "0.0.0.0:8080"},
+			WantUsage: "--addr 0.0.0.0:8080 is not a loopback address and River UI has no authentication of its own"},
+		{Name: "AllInterfacesWithoutCredentials", Args: []string{"--addr", ":8080"}, WantUsage: "is not a loopback address"},
+		{Name: "HostNameWithoutCredentials", Args: []string{"--addr", "ops.example.org:8080"}, WantUsage: "is not a loopback address"},
+		{Name: "UserWithoutPassword", Env: map[string]string{EnvUser: "ops"}, WantUsage: "set both SYNCCTL_UI_USER and SYNCCTL_UI_PASSWORD, or neither"},
+		{Name: "MalformedAddr", Args: []string{"--addr", "8080"}, WantUsage: `--addr "8080": want HOST:PORT`},
+		{Name: "NoPasswordFlag", Args: []string{"--password", "x"}, WantCobraErr: "unknown flag: --password"},
+	})
 }
 
 func TestUIRun(t *testing.T) {
@@ -84,21 +45,10 @@ func TestUIRun(t *testing.T) {
 	// start inserts a job the way the project does and serves the UI on a
 	// free loopback port, returning its base URL.
 	start := func(t *testing.T, vars map[string]string) string {
-		url := testdb.URL(t)
-		pool, err := pgxpool.New(ctx, url)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
-		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
-		require.NoError(t, err)
-		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			_, err := outbox.Enqueue(ctx, client, tx, outbox.Entity{Kind: outbox.KindEvent, ID: eventID})
-			return err
-		}))
+		db := cmdtest.NewDB(t)
+		db.Enqueue(t, outbox.Entity{Kind: outbox.KindEvent, ID: eventID})
 
-		streams, _, _ := cmdutil.Test(false)
-		f := cmdutil.NewFactory(streams, env(vars))
-		f.DatabaseURL = url
-		t.Cleanup(f.Close)
+		f, _, _ := cmdtest.Command[Options]{DatabaseURL: db.URL, Env: vars}.Factory(t, false)
 		addrc := make(chan string, 1)
 		cmd := NewCmdUI(f, func(ctx context.Context, o *Options) error {
 			o.Ready = func(addr string) { addrc <- addr }

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
@@ -72,23 +73,13 @@ func TestNewCmdWorker(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			ios, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdWorker(cmdutil.NewFactory(ios, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
+			got, err := cmdtest.Command[Options]{NewCmd: NewCmdWorker}.Parse(t, tt.args...)
 			if tt.wantUsage != "" {
 				require.EqualError(t, err, tt.wantUsage)
 				require.Equal(t, 2, cmdutil.ExitCode(err))
 				return
 			}
 			require.NoError(t, err)
-			got.Factory = nil
 			require.Equal(t, tt.want, got)
 		})
 	}
@@ -146,23 +137,14 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestWorkerRun(t *testing.T) {
 	t.Parallel()
-	dbURL := testdb.URL(t)
-	pool, err := pgxpool.New(context.Background(), dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
+	db := cmdtest.NewDB(t)
+	pool := db.Pool
 	emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: testKey})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 
-	ios, _, errOut := cmdutil.Test(false)
-	f := cmdutil.NewFactory(ios, func(name string) string {
-		if name == "STRIPE_SECRET_KEY" {
-			return testKey
-		}
-		return ""
-	})
-	f.DatabaseURL, f.StripeAPIBase = dbURL, srv.URL
-	t.Cleanup(f.Close)
+	f, _, errOut := cmdtest.Command[Options]{DatabaseURL: db.URL, StripeAPIBase: srv.URL,
+		Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
 	ready := make(chan string, 1)
 	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
 		JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
@@ -181,7 +163,7 @@ func TestWorkerRun(t *testing.T) {
 		t.Fatal("worker never became ready")
 	}
 
-	_, err = pool.Exec(context.Background(), `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`,
+	_, err := pool.Exec(context.Background(), `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`,
 		testOrg, testAcct)
 	require.NoError(t, err)
 	_, err = pool.Exec(context.Background(), `INSERT INTO events (event_id, organisation_id, title, is_published) VALUES ($1, $2, 'Installation', true)`,

@@ -6,10 +6,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 )
-
-func noEnv(string) string { return "" }
 
 func TestMain_completion(t *testing.T) {
 	t.Parallel()
@@ -25,7 +24,7 @@ func TestMain_completion(t *testing.T) {
 		t.Run(tt.shell, func(t *testing.T) {
 			t.Parallel()
 			streams, out, errOut := cmdutil.Test(false)
-			require.Equal(t, 0, Main([]string{"completion", tt.shell}, streams, noEnv))
+			require.Equal(t, 0, Main([]string{"completion", tt.shell}, streams, cmdtest.NoEnv))
 			require.Contains(t, out.String(), tt.want)
 			require.Empty(t, errOut.String())
 		})
@@ -47,7 +46,7 @@ func TestMain_usageErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			streams, out, errOut := cmdutil.Test(false)
-			require.Equal(t, 2, Main(tt.args, streams, noEnv))
+			require.Equal(t, 2, Main(tt.args, streams, cmdtest.NoEnv))
 			require.Empty(t, out.String())
 			lines := strings.Split(strings.TrimSuffix(errOut.String(), "\n"), "\n")
 			require.Len(t, lines, 1, "one line on stderr: %q", errOut.String())
@@ -59,7 +58,7 @@ func TestMain_usageErrors(t *testing.T) {
 func TestMain_completionUnknownShell(t *testing.T) {
 	t.Parallel()
 	streams, out, errOut := cmdutil.Test(false)
-	require.Equal(t, 2, Main([]string{"completion", "tcsh"}, streams, func(string) string { return "" }))
+	require.Equal(t, 2, Main([]string{"completion", "tcsh"}, streams, cmdtest.NoEnv))
 	require.Empty(t, out.String())
 	require.Equal(t, "syncctl: completion: unknown shell \"tcsh\" (want bash, zsh, fish or powershell)\n", errOut.String())
 }

@@ -1,66 +1,30 @@
 package list
 
 import (
-	"context"
 	"encoding/json"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 func TestNewCmdList(t *testing.T) {
 	t.Parallel()
 
-	for _, tt := range []struct {
-		name      string
-		args      []string
-		want      *Options
-		wantUsage string
-	}{
-		{name: "Defaults", args: nil, want: &Options{Limit: 50}},
-		{name: "StatesKindLimitJSON", args: []string{"--state", "retryable,Discarded", "--state", "running", "--kind", "stripe_sync_ticket", "--limit", "7", "--json"},
-			want: &Options{States: []rivertype.JobState{rivertype.JobStateRetryable, rivertype.JobStateDiscarded, rivertype.JobStateRunning}, Kind: outbox.KindTicket, Limit: 7, JSON: true}},
-		{name: "UnknownState", args: []string{"--state", "failed"}, wantUsage: `unknown state "failed" (want available, cancelled, completed, discarded, pending, retryable, running, scheduled)`},
-		{name: "UnknownKind", args: []string{"--kind", "venue"}, wantUsage: `unknown kind "venue"`},
-		{name: "ZeroLimit", args: []string{"--limit", "0"}, wantUsage: "invalid --limit 0"},
-		{name: "HugeLimit", args: []string{"--limit", "10001"}, wantUsage: "invalid --limit 10001"},
-		{name: "StrayArgument", args: []string{"discarded"}, wantUsage: `unknown command "discarded"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			io, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdList(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantUsage != "" {
-				require.ErrorContains(t, err, tt.wantUsage)
-				if tt.name != "StrayArgument" { // cobra's own arity error is mapped to 2 by root.Main
-					require.Equal(t, 2, cmdutil.ExitCode(err))
-				}
-				return
-			}
-			require.NoError(t, err)
-			got.Factory = nil
-			require.Equal(t, tt.want, got)
-		})
-	}
+	cmdtest.Command[Options]{NewCmd: NewCmdList}.ParseCases(t, []cmdtest.ParseCase[Options]{
+		{Name: "Defaults", Args: nil, Want: &Options{Limit: 50}},
+		{Name: "StatesKindLimitJSON", Args: []string{"--state", "retryable,Discarded", "--state", "running", "--kind", "stripe_sync_ticket", "--limit", "7", "--json"},
+			Want: &Options{States: []rivertype.JobState{rivertype.JobStateRetryable, rivertype.JobStateDiscarded, rivertype.JobStateRunning}, Kind: outbox.KindTicket, Limit: 7, JSON: true}},
+		{Name: "UnknownState", Args: []string{"--state", "failed"}, WantUsage: `unknown state "failed" (want available, cancelled, completed, discarded, pending, retryable, running, scheduled)`},
+		{Name: "UnknownKind", Args: []string{"--kind", "venue"}, WantUsage: `unknown kind "venue"`},
+		{Name: "ZeroLimit", Args: []string{"--limit", "0"}, WantUsage: "invalid --limit 0"},
+		{Name: "HugeLimit", Args: []string{"--limit", "10001"}, WantUsage: "invalid --limit 10001"},
+		{Name: "StrayArgument", Args: []string{"discarded"}, WantCobraErr: `unknown command "discarded"`},
+	})
 }
 
 // now is the clock every run test reads; job times are set relative to it.
@@ -75,70 +39,41 @@ const (
 
 // seed inserts four sync jobs with ids 101 to 104 in known states and times
 // (oldest first), plus a resync job that the listing must leave out.
-func seed(t *testing.T) string {
+func seed(t *testing.T) cmdtest.Command[Options] {
 	t.Helper()
-	ctx := context.Background()
-	url := testdb.URL(t)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
-	require.NoError(t, err)
-
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		_, err := pool.Exec(ctx, sql, args...)
-		require.NoError(t, err)
-	}
-	exec(`ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
-	for _, e := range []outbox.Entity{{Kind: outbox.KindOrg, ID: org}, {Kind: outbox.KindEvent, ID: event1}, {Kind: outbox.KindTicket, ID: ticket}, {Kind: outbox.KindEvent, ID: event2}} {
-		require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			_, err := outbox.Enqueue(ctx, client, tx, e)
-			return err
-		}))
-	}
-	exec(`INSERT INTO river_job (kind, args, queue, state) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available')`)
+	db := cmdtest.NewDB(t)
+	db.Exec(t, `ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
+	db.Enqueue(t, outbox.Entity{Kind: outbox.KindOrg, ID: org}, outbox.Entity{Kind: outbox.KindEvent, ID: event1},
+		outbox.Entity{Kind: outbox.KindTicket, ID: ticket}, outbox.Entity{Kind: outbox.KindEvent, ID: event2})
+	db.Exec(t, `INSERT INTO river_job (kind, args, queue, state) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available')`)
 
 	errJSON := `jsonb_build_object('at', $2::timestamptz, 'attempt', $3::int, 'error', $4::text, 'trace', '')`
 	// 101: an organisation out of attempts a day and a bit ago.
-	exec(`UPDATE river_job SET state = 'discarded', attempt = 25, created_at = $1, scheduled_at = $1, attempted_at = $2,
+	db.Exec(t, `UPDATE river_job SET state = 'discarded', attempt = 25, created_at = $1, scheduled_at = $1, attempted_at = $2,
 		finalized_at = $2, errors = ARRAY[`+errJSON+`] WHERE id = 101`,
 		now.Add(-27*time.Hour), now.Add(-26*time.Hour), 25, "stripe update_product: 401: Invalid API Key provided")
 	// 102: an event synced two hours ago.
-	exec(`UPDATE river_job SET state = 'completed', attempt = 1, created_at = $1, scheduled_at = $1, attempted_at = $1,
+	db.Exec(t, `UPDATE river_job SET state = 'completed', attempt = 1, created_at = $1, scheduled_at = $1, attempted_at = $1,
 		finalized_at = $1 WHERE id = 102`, now.Add(-2*time.Hour))
 	// 103: a ticket waiting 40 s for its third attempt, with a long
 	// multi-line error.
-	exec(`UPDATE river_job SET state = 'retryable', attempt = 2, created_at = $1, scheduled_at = $5, attempted_at = $2,
+	db.Exec(t, `UPDATE river_job SET state = 'retryable', attempt = 2, created_at = $1, scheduled_at = $5, attempted_at = $2,
 		errors = ARRAY[jsonb_build_object('at', $1::timestamptz, 'attempt', 1, 'error', 'first failure', 'trace', ''), `+errJSON+`] WHERE id = 103`,
 		now.Add(-10*time.Minute), now.Add(-time.Minute), 2,
 		"stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\nsecond line",
 		now.Add(40*time.Second))
 	// 104: an event ready for 3m12s.
-	exec(`UPDATE river_job SET created_at = $1, scheduled_at = $1 WHERE id = 104`, now.Add(-3*time.Minute-12*time.Second))
-	return url
-}
-
-func run(t *testing.T, url string, terminal bool, args ...string) (string, string) {
-	t.Helper()
-	io, out, errOut := cmdutil.Test(terminal)
-	f := cmdutil.NewFactory(io, func(string) string { return "" })
-	f.DatabaseURL = url
-	f.Clock = func() time.Time { return now }
-	t.Cleanup(f.Close)
-	cmd := NewCmdList(f, nil)
-	cmd.SetArgs(args)
-	require.NoError(t, cmd.Execute())
-	return out.String(), errOut.String()
+	db.Exec(t, `UPDATE river_job SET created_at = $1, scheduled_at = $1 WHERE id = 104`, now.Add(-3*time.Minute-12*time.Second))
+	return cmdtest.Command[Options]{NewCmd: NewCmdList, DatabaseURL: db.URL, Now: now}
 }
 
 func TestListRun(t *testing.T) {
 	t.Parallel()
-	url := seed(t)
+	cmd := seed(t)
 
 	t.Run("Terminal", func(t *testing.T) {
 		t.Parallel()
-		out, errOut := run(t, url, true)
+		out, errOut := cmd.MustRun(t, true)
 		require.Equal(t, ""+
 			"ID   KIND    ENTITY                                STATE      ATTEMPT  WHEN       LAST ERROR\n"+
 			"104  event   0e000000-0000-4000-8000-000000000002  available  0/25     3m12s ago  -\n"+
@@ -150,7 +85,7 @@ func TestListRun(t *testing.T) {
 
 	t.Run("PlainHasNoHeaderAbsoluteTimesAndWholeFirstLines", func(t *testing.T) {
 		t.Parallel()
-		out, _ := run(t, url, false)
+		out, _ := cmd.MustRun(t, false)
 		require.Equal(t, ""+
 			"104  event   0e000000-0000-4000-8000-000000000002  available  0/25   2026-03-01T11:56:48Z  -\n"+
 			"103  ticket  07000000-0000-4000-8000-000000000001  retryable  2/25   2026-03-01T12:00:40Z  stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\n"+
@@ -160,37 +95,27 @@ func TestListRun(t *testing.T) {
 
 	t.Run("Filters", func(t *testing.T) {
 		t.Parallel()
-		for _, tt := range []struct {
-			name string
-			args []string
-			want string
-		}{
-			{name: "State", args: []string{"--state", "discarded,retryable"}, want: "103\n101\n"},
-			{name: "Kind", args: []string{"--kind", "event"}, want: "104\n102\n"},
-			{name: "StateAndKind", args: []string{"--state", "completed", "--kind", "ticket"}, want: ""},
-			{name: "Limit", args: []string{"--limit", "2"}, want: "104\n103\n"},
-		} {
-			t.Run(tt.name, func(t *testing.T) {
-				t.Parallel()
-				out, _ := run(t, url, false, tt.args...)
-				require.Equal(t, tt.want, firstColumn(out))
-			})
-		}
+		cmd.RowsCases(t, []cmdtest.RowsCase{
+			{Name: "State", Args: []string{"--state", "discarded,retryable"}, Want: "103\n101\n"},
+			{Name: "Kind", Args: []string{"--kind", "event"}, Want: "104\n102\n"},
+			{Name: "StateAndKind", Args: []string{"--state", "completed", "--kind", "ticket"}, Want: ""},
+			{Name: "Limit", Args: []string{"--limit", "2"}, Want: "104\n103\n"},
+		})
 	})
 
 	t.Run("EmptyIsSuccess", func(t *testing.T) {
 		t.Parallel()
-		out, errOut := run(t, url, true, "--state", "pending")
+		out, errOut := cmd.MustRun(t, true, "--state", "pending")
 		require.Empty(t, out)
 		require.Equal(t, "no jobs match\n", errOut)
-		out, errOut = run(t, url, false, "--state", "pending")
+		out, errOut = cmd.MustRun(t, false, "--state", "pending")
 		require.Empty(t, out)
 		require.Empty(t, errOut)
 	})
 
 	t.Run("JSON", func(t *testing.T) {
 		t.Parallel()
-		out, _ := run(t, url, true, "--json", "--limit", "2")
+		out, _ := cmd.MustRun(t, true, "--json", "--limit", "2")
 		var doc struct {
 			Jobs []map[string]any `json:"jobs"`
 		}
@@ -198,7 +123,7 @@ func TestListRun(t *testing.T) {
 		require.Len(t, doc.Jobs, 2)
 		for _, j := range doc.Jobs {
 			require.ElementsMatch(t, []string{"id", "kind", "entity_id", "state", "attempt", "max_attempts",
-				"created_at", "scheduled_at", "attempted_at", "finalized_at", "last_error"}, keys(j))
+				"created_at", "scheduled_at", "attempted_at", "finalized_at", "last_error"}, cmdtest.Keys(j))
 		}
 		require.Equal(t, map[string]any{
 			"id": 103.0, "kind": "ticket", "entity_id": ticket, "state": "retryable", "attempt": 2.0, "max_attempts": 25.0,
@@ -211,25 +136,7 @@ func TestListRun(t *testing.T) {
 
 	t.Run("JSONEmptyIsAnEmptyList", func(t *testing.T) {
 		t.Parallel()
-		out, _ := run(t, url, false, "--json", "--state", "pending")
+		out, _ := cmd.MustRun(t, false, "--json", "--state", "pending")
 		require.JSONEq(t, `{"jobs": []}`, out)
 	})
-}
-
-func firstColumn(out string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(out, "\n") {
-		if fields := strings.Fields(line); len(fields) > 0 {
-			b.WriteString(fields[0] + "\n")
-		}
-	}
-	return b.String()
-}
-
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

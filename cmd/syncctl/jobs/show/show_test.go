@@ -1,63 +1,29 @@
 package show
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 func TestNewCmdShow(t *testing.T) {
 	t.Parallel()
 
-	for _, tt := range []struct {
-		name      string
-		args      []string
-		want      *Options
-		wantUsage string
-	}{
-		{name: "ID", args: []string{"42"}, want: &Options{JobID: 42}},
-		{name: "JSON", args: []string{"--json", "7"}, want: &Options{JobID: 7, JSON: true}},
-		{name: "NotAnInteger", args: []string{"4x"}, wantUsage: `malformed job id "4x": want a positive integer`},
-		{name: "Zero", args: []string{"0"}, wantUsage: `malformed job id "0"`},
-		{name: "UUIDInsteadOfJobID", args: []string{"0e000000-0000-4000-8000-000000000001"}, wantUsage: "malformed job id"},
-		{name: "NoID", args: nil, wantUsage: "accepts 1 arg(s), received 0"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			io, _, _ := cmdutil.Test(false)
-			var got *Options
-			cmd := NewCmdShow(cmdutil.NewFactory(io, func(string) string { return "" }), func(_ context.Context, o *Options) error {
-				got = o
-				return nil
-			})
-			cmd.SetArgs(tt.args)
-			cmd.SetOut(io.Out)
-			cmd.SetErr(io.ErrOut)
-			err := cmd.Execute()
-			if tt.wantUsage != "" {
-				require.ErrorContains(t, err, tt.wantUsage)
-				if tt.name != "NoID" { // cobra's own arity error is mapped to 2 by root.Main
-					require.Equal(t, 2, cmdutil.ExitCode(err))
-				}
-				return
-			}
-			require.NoError(t, err)
-			got.Factory = nil
-			require.Equal(t, tt.want, got)
-		})
-	}
+	cmdtest.Command[Options]{NewCmd: NewCmdShow}.ParseCases(t, []cmdtest.ParseCase[Options]{
+		{Name: "ID", Args: []string{"42"}, Want: &Options{JobID: 42}},
+		{Name: "JSON", Args: []string{"--json", "7"}, Want: &Options{JobID: 7, JSON: true}},
+		{Name: "NotAnInteger", Args: []string{"4x"}, WantUsage: `malformed job id "4x": want a positive integer`},
+		{Name: "Zero", Args: []string{"0"}, WantUsage: `malformed job id "0"`},
+		{Name: "UUIDInsteadOfJobID", Args: []string{"0e000000-0000-4000-8000-000000000001"}, WantUsage: "malformed job id"},
+		{Name: "NoID", Args: nil, WantCobraErr: "accepts 1 arg(s), received 0"},
+	})
 }
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -70,27 +36,12 @@ const (
 // seed makes job 101, a ticket's job on its third try after two errors and
 // two snoozes, with six sync log rows for the ticket and one for another,
 // and job 102, a resync job that names no entity.
-func seed(t *testing.T) string {
+func seed(t *testing.T) cmdtest.Command[Options] {
 	t.Helper()
-	ctx := context.Background()
-	url := testdb.URL(t)
-	pool, err := pgxpool.New(ctx, url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
-	require.NoError(t, err)
-	exec := func(sql string, args ...any) {
-		t.Helper()
-		_, err := pool.Exec(ctx, sql, args...)
-		require.NoError(t, err)
-	}
-
-	exec(`ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
-	require.NoError(t, pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		_, err := outbox.Enqueue(ctx, client, tx, outbox.Entity{Kind: outbox.KindTicket, ID: ticket})
-		return err
-	}))
-	exec(`
+	db := cmdtest.NewDB(t)
+	db.Exec(t, `ALTER SEQUENCE river_job_id_seq RESTART WITH 101`)
+	db.Enqueue(t, outbox.Entity{Kind: outbox.KindTicket, ID: ticket})
+	db.Exec(t, `
 		UPDATE river_job SET state = 'retryable', attempt = 2, created_at = $1, scheduled_at = $2, attempted_at = $3,
 			attempted_by = ARRAY['worker-a', 'worker-b'], metadata = '{"snoozes": 2}',
 			errors = ARRAY[
@@ -98,7 +49,7 @@ func seed(t *testing.T) string {
 				jsonb_build_object('at', $3::timestamptz, 'attempt', 2, 'error', E'stripe create_price: 500: boom\n\tmore detail', 'trace', '')]
 		WHERE id = 101`,
 		now.Add(-10*time.Minute), now.Add(40*time.Second), now.Add(-time.Minute))
-	exec(`INSERT INTO river_job (kind, args, queue, state, created_at, scheduled_at) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available', $1, $1)`,
+	db.Exec(t, `INSERT INTO river_job (kind, args, queue, state, created_at, scheduled_at) VALUES ('stripe_sync_resync', '{}', 'stripe_sync', 'available', $1, $1)`,
 		now.Add(-5*time.Second))
 
 	for i := 1; i <= 6; i++ {
@@ -107,36 +58,23 @@ func seed(t *testing.T) string {
 			m := fmt.Sprintf("stripe create_price: 500: boom %d", i)
 			status, msg = "failed", &m
 		}
-		exec(`INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action, status,
+		db.Exec(t, `INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action, status,
 				error_message, created_at, synced_at, job_id, attempt, duration_ms)
 			VALUES ('ticket', $1, $2, 'acct_1', 'create', $3, $4, $5, $5, 101, $6, $7)`,
 			ticket, fmt.Sprintf("price_%d", i), status, msg, now.Add(-time.Duration(7-i)*time.Hour), i, 100*i)
 	}
-	exec(`INSERT INTO stripe_sync_log (entity_type, entity_id, action, status, job_id, attempt, duration_ms)
+	db.Exec(t, `INSERT INTO stripe_sync_log (entity_type, entity_id, action, status, job_id, attempt, duration_ms)
 		VALUES ('ticket', $1, 'create', 'success', 9, 1, 5)`, otherTicket)
-	return url
-}
-
-func run(t *testing.T, url string, terminal bool, args ...string) (string, string, error) {
-	t.Helper()
-	io, out, errOut := cmdutil.Test(terminal)
-	f := cmdutil.NewFactory(io, func(string) string { return "" })
-	f.DatabaseURL = url
-	f.Clock = func() time.Time { return now }
-	t.Cleanup(f.Close)
-	cmd := NewCmdShow(f, nil)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), errOut.String(), err
+	return cmdtest.Command[Options]{NewCmd: NewCmdShow, DatabaseURL: db.URL, Now: now}
 }
 
 func TestShowRun(t *testing.T) {
 	t.Parallel()
-	url := seed(t)
+	cmd := seed(t)
 
 	t.Run("Terminal", func(t *testing.T) {
 		t.Parallel()
-		out, errOut, err := run(t, url, true, "101")
+		out, errOut, err := cmd.Run(t, true, "101")
 		require.NoError(t, err)
 		require.Empty(t, errOut)
 		require.Equal(t, ""+
@@ -171,7 +109,7 @@ func TestShowRun(t *testing.T) {
 
 	t.Run("PlainHasAbsoluteTimesAndNoTableHeaders", func(t *testing.T) {
 		t.Parallel()
-		out, _, err := run(t, url, false, "101")
+		out, _, err := cmd.Run(t, false, "101")
 		require.NoError(t, err)
 		require.Equal(t, ""+
 			"ID:            101\n"+
@@ -203,7 +141,7 @@ func TestShowRun(t *testing.T) {
 
 	t.Run("JobNamingNoEntityHasNoSyncLog", func(t *testing.T) {
 		t.Parallel()
-		out, _, err := run(t, url, true, "102")
+		out, _, err := cmd.Run(t, true, "102")
 		require.NoError(t, err)
 		require.Contains(t, out, "Kind:          stripe_sync_resync\nEntity:        -\n")
 		require.Contains(t, out, "\nErrors (0):\nATTEMPT  AT  ERROR\n")
@@ -212,7 +150,7 @@ func TestShowRun(t *testing.T) {
 
 	t.Run("UnknownJobExitsOne", func(t *testing.T) {
 		t.Parallel()
-		out, _, err := run(t, url, true, "999")
+		out, _, err := cmd.Run(t, true, "999")
 		require.EqualError(t, err, "job 999 not found")
 		require.Equal(t, 1, cmdutil.ExitCode(err))
 		require.Empty(t, out)
@@ -220,13 +158,13 @@ func TestShowRun(t *testing.T) {
 
 	t.Run("JSON", func(t *testing.T) {
 		t.Parallel()
-		out, _, err := run(t, url, false, "101", "--json")
+		out, _, err := cmd.Run(t, false, "101", "--json")
 		require.NoError(t, err)
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
 		require.ElementsMatch(t, []string{"id", "kind", "entity_id", "state", "queue", "attempt", "max_attempts",
 			"created_at", "scheduled_at", "attempted_at", "finalized_at", "attempted_by", "args", "metadata",
-			"snoozes", "errors", "sync_log"}, keys(doc))
+			"snoozes", "errors", "sync_log"}, cmdtest.Keys(doc))
 		require.Equal(t, 101.0, doc["id"])
 		require.Equal(t, "ticket", doc["kind"])
 		require.Equal(t, ticket, doc["entity_id"])
@@ -247,12 +185,4 @@ func TestShowRun(t *testing.T) {
 		}, log[0])
 		require.Nil(t, log[1].(map[string]any)["error_message"])
 	})
-}
-
-func keys(m map[string]any) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
