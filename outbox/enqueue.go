@@ -26,9 +26,9 @@ type Result struct {
 
 // Enqueue inserts one sync job per entity inside tx, through River's own
 // client (so River computes the unique keys), after recording the change the
-// way the triggers do (stripe_sync_touch), so a job already running for an
-// entity re-runs instead of missing it. Nothing is visible until tx commits;
-// a rollback leaves no job.
+// way the triggers do (stripe_sync_touch_many: one statement for the whole
+// set), so a job already running for an entity re-runs instead of missing
+// it. Nothing is visible until tx commits; a rollback leaves no job.
 //
 // Repeated entities are enqueued once; results follow the first occurrence
 // of each. client may be an insert-only River client (no workers). Returns
@@ -47,9 +47,7 @@ func Enqueue(ctx context.Context, client *river.Client[pgx.Tx], tx pgx.Tx, entit
 		ids[i] = e.ID
 	}
 
-	if _, err := tx.Exec(ctx,
-		`SELECT stripe_sync_touch(t, i) FROM unnest($1::text[], $2::uuid[]) AS u(t, i)`,
-		types, ids); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT stripe_sync_touch_many($1::text[], $2::uuid[])`, types, ids); err != nil {
 		return nil, fmt.Errorf("record change: %w", err)
 	}
 	inserted, err := client.InsertManyTx(ctx, tx, params)

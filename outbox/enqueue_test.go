@@ -123,6 +123,69 @@ func TestTrigger_insert(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1, "a delete enqueues")
 	})
+
+	t.Run("NoOpTicketAndOrgUpdatesDoNotEnqueue", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		ticket := "07000000-0000-4000-8000-000000000001"
+		exec := func(sql string, args ...any) {
+			t.Helper()
+			_, err := bundle.pool.Exec(ctx, sql, args...)
+			require.NoError(t, err)
+		}
+		exec(`INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'x')`, eventID(5), orgID)
+		exec(`INSERT INTO event_tickets (id, event_id, name, price, eligibility_criteria)
+			VALUES ($1, $2, 'Adult', 10, '{"a": 1, "b": 2}')`, ticket, eventID(5))
+		exec(`DELETE FROM river_job`)
+		exec(`DELETE FROM stripe_sync_state`)
+
+		// The same values written differently, the worker's write-back, and
+		// columns Stripe never sees: none of them is a change.
+		exec(`UPDATE event_tickets SET price = 10.00, name = 'Adult', eligibility_criteria = '{"b": 2, "a": 1}',
+			stripe_price_id = 'price_x' WHERE id = $1`, ticket)
+		exec(`UPDATE organisations SET name = 'Renamed', stripe_onbehalfof = 'acct_test' WHERE organisation_id = $1`, orgID)
+		require.Empty(t, jobRows(t, bundle.pool, "stripe_sync_ticket"))
+		require.Empty(t, jobRows(t, bundle.pool, "stripe_sync_org"))
+		require.Empty(t, wantedVersions(t, bundle.pool), "a no-op update records no change")
+
+		exec(`UPDATE event_tickets SET price = 10.01 WHERE id = $1`, ticket)
+		exec(`UPDATE organisations SET stripe_onbehalfof = 'acct_new' WHERE organisation_id = $1`, orgID)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_ticket"), 1)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_org"), 1)
+	})
+
+	t.Run("NotifiesRiverOnlyWhenAJobIsInserted", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		listener, err := bundle.pool.Acquire(ctx)
+		require.NoError(t, err)
+		defer listener.Release()
+		_, err = listener.Exec(ctx, `LISTEN "public.river_insert"`)
+		require.NoError(t, err)
+		next := func() string {
+			t.Helper()
+			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			n, err := listener.Conn().WaitForNotification(waitCtx)
+			require.NoError(t, err)
+			return n.Payload
+		}
+
+		_, err = bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'v0')`, eventID(6), orgID)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"queue": "stripe_sync"}`, next(), "a new job wakes River's producers")
+
+		for i := 1; i <= 3; i++ {
+			_, err := bundle.pool.Exec(ctx, `UPDATE events SET title = $2 WHERE event_id = $1`, eventID(6), fmt.Sprintf("v%d", i))
+			require.NoError(t, err)
+		}
+		// Notifications arrive in commit order, so if the updates had sent
+		// one it would come before this marker.
+		_, err = bundle.pool.Exec(ctx, `SELECT pg_notify('public.river_insert', 'marker')`)
+		require.NoError(t, err)
+		require.Equal(t, "marker", next(), "updates whose job already waits must not notify")
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+	})
 }
 
 func jobRowsTx(t *testing.T, tx pgx.Tx, kind string) []int64 {
@@ -132,6 +195,71 @@ func jobRowsTx(t *testing.T, tx pgx.Tx, kind string) []int64 {
 	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	require.NoError(t, err)
 	return ids
+}
+
+func TestEnqueue(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	t.Run("RecordsEachEntityOnceAndDeduplicates", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		ticket := "07000000-0000-4000-8000-000000000001"
+		event := outbox.Entity{Kind: outbox.KindEvent, ID: eventID(1)}
+		entities := []outbox.Entity{event, {Kind: outbox.KindTicket, ID: ticket}, event}
+
+		results := enqueue(t, bundle, entities...)
+		require.Len(t, results, 2, "a repeated entity is enqueued once")
+		require.False(t, results[0].Duplicate)
+		require.False(t, results[1].Duplicate)
+		require.Equal(t, map[string]int64{"event": 1, "ticket": 1}, wantedVersions(t, bundle.pool))
+
+		results = enqueue(t, bundle, entities...)
+		require.True(t, results[0].Duplicate)
+		require.True(t, results[1].Duplicate)
+		require.Equal(t, map[string]int64{"event": 2, "ticket": 2}, wantedVersions(t, bundle.pool),
+			"a duplicate still records the change, so a running job syncs again")
+	})
+
+	t.Run("TouchManyRecordsARepeatedEntityOnce", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		// Callers other than Enqueue may pass repeats; one statement cannot
+		// upsert a row twice, so the function must fold them.
+		_, err := bundle.pool.Exec(ctx, `SELECT stripe_sync_touch_many($1::text[], $2::uuid[])`,
+			[]string{"event", "event", "ticket"}, []string{eventID(1), eventID(1), eventID(1)})
+		require.NoError(t, err)
+		require.Equal(t, map[string]int64{"event": 1, "ticket": 1}, wantedVersions(t, bundle.pool))
+	})
+
+	t.Run("RolledBackEnqueueLeavesNothing", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		tx, err := bundle.pool.Begin(ctx)
+		require.NoError(t, err)
+		_, err = outbox.Enqueue(ctx, bundle.client, tx, outbox.Entity{Kind: outbox.KindEvent, ID: eventID(1)})
+		require.NoError(t, err)
+		require.NoError(t, tx.Rollback(ctx))
+		require.Empty(t, jobRows(t, bundle.pool, "stripe_sync_event"))
+		require.Empty(t, wantedVersions(t, bundle.pool))
+	})
+}
+
+// wantedVersions returns wanted_version by entity type, for tests that touch
+// one entity of each type.
+func wantedVersions(t *testing.T, pool *pgxpool.Pool) map[string]int64 {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT entity_type, wanted_version FROM stripe_sync_state`)
+	require.NoError(t, err)
+	out := map[string]int64{}
+	var typ string
+	var version int64
+	_, err = pgx.ForEachRow(rows, []any{&typ, &version}, func() error {
+		out[typ] = version
+		return nil
+	})
+	require.NoError(t, err)
+	return out
 }
 
 func enqueue(t *testing.T, bundle *testBundle, entities ...outbox.Entity) []outbox.Result {

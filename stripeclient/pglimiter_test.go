@@ -170,6 +170,55 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		require.Greater(t, platform, 3*accountRate, "requests on the platform account are not held to a connected account's limit")
 	})
 
+	t.Run("PacedWithMargin", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 2})
+		require.Equal(t, 1, l.opts.Burst, "the default burst is a single request")
+		tat := func() time.Time {
+			var at time.Time
+			require.NoError(t, pool.QueryRow(context.Background(),
+				`SELECT tat FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&at))
+			return at
+		}
+		require.NoError(t, l.Wait(context.Background(), ""))
+		first := tat()
+		// The second Wait asks well within the first's 0.515 s, so its slot
+		// is exactly one emission interval after the first's.
+		require.NoError(t, l.Wait(context.Background(), ""))
+		interval := tat().Sub(first)
+		require.InDelta(t, (time.Second+jitterMargin).Seconds()/2, interval.Seconds(), 2e-6,
+			"at --rate 2, requests a second apart fill Stripe's window to the brim; 1.03 s leaves room for jitter")
+	})
+
+	t.Run("LateWakeTakesAnotherSlot", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 10})
+		wakes := 0
+		l.afterWake = func() {
+			wakes++
+			if wakes == 1 {
+				time.Sleep(3 * lateTolerance) // the process stalls
+			}
+		}
+		require.NoError(t, l.Wait(context.Background(), ""))
+		require.GreaterOrEqual(t, wakes, 2, "the slot woken for late was given up for the next one")
+	})
+
+	t.Run("StarvedProcessStillSends", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 50})
+		wakes := 0
+		l.afterWake = func() {
+			wakes++
+			time.Sleep(3 * lateTolerance)
+		}
+		require.NoError(t, l.Wait(context.Background(), ""))
+		require.Equal(t, maxRetakes+1, wakes, "late every time, it gives up maxRetakes slots, then sends")
+	})
+
 	t.Run("NoLimit", func(t *testing.T) {
 		t.Parallel()
 		// No rate means no bucket, hence no query: a nil pool would panic.
@@ -191,7 +240,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		var secondsAhead float64
 		require.NoError(t, pool.QueryRow(context.Background(),
 			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&secondsAhead))
-		require.Less(t, secondsAhead, 1.0, "a refused Wait reserves nothing: one slot ahead, not two")
+		require.Less(t, secondsAhead, 1.5, "a refused Wait reserves nothing: one slot (1.02 s) ahead, not two")
 	})
 
 	t.Run("CancelledWhileWaiting", func(t *testing.T) {
@@ -262,6 +311,45 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 		require.NoError(t, l.Wait(context.Background(), ""))
 		require.Less(t, waited[0], 1100*time.Millisecond, "five 429s at once pause for one Retry-After, not five")
 	})
+
+	t.Run("EchoesDoNotRestartThePause", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100})
+		type pause struct{ from, until, tat time.Time }
+		read := func() pause {
+			var p pause
+			require.NoError(t, pool.QueryRow(context.Background(),
+				`SELECT paused_from, paused_until, tat FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&p.from, &p.until, &p.tat))
+			return p
+		}
+
+		l.Penalize("", time.Second)
+		first := read()
+		require.Equal(t, time.Second, first.until.Sub(first.from))
+		require.Equal(t, first.until, first.tat, "the first slot after the pause is its end, no burst")
+
+		// Requests admitted before the pause are still arriving at Stripe
+		// and being refused: each is the same overload, not a new one.
+		l.Penalize("", time.Second)
+		l.Penalize("acct_1Other", time.Second)
+		require.Equal(t, first, read(), "a 429 during the pause does not restart it")
+
+		l.Penalize("", 3*time.Second)
+		longer := read()
+		require.Equal(t, first.from, longer.from)
+		require.Equal(t, 3*time.Second, longer.until.Sub(longer.from), "a longer Retry-After is honoured from the pause's start")
+
+		// A pause of a microsecond is over by the next round trip: the next
+		// 429 is news, and starts a pause of its own.
+		l2 := NewPostgresLimiter(pgLimiterPools(t, 1)[0], PostgresLimiterOptions{Rate: 100})
+		l2.Penalize("", time.Microsecond)
+		l2.Penalize("", time.Second)
+		var length time.Duration
+		require.NoError(t, l2.pool.QueryRow(context.Background(),
+			`SELECT paused_until - paused_from FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&length))
+		require.Equal(t, time.Second, length, "a 429 after the pause ended starts a new one")
+	})
 }
 
 // penalizingLimiter records what the transport tells it.
@@ -315,5 +403,52 @@ func TestStripeClient_PenalizesLimiterOn429(t *testing.T) {
 		require.NoError(t, pool.QueryRow(context.Background(),
 			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&ahead))
 		require.Greater(t, ahead, 2.0, "the shared bucket admits nothing for Retry-After")
+	})
+}
+
+func TestDBClock_local(t *testing.T) {
+	t.Parallel()
+	// The database's clock runs an hour ahead of ours.
+	const ahead = time.Hour
+	type reading struct{ earliest, latest, at time.Duration }
+	setup := func(t *testing.T, readings ...reading) (*dbClock, time.Time) {
+		t.Helper()
+		base := time.Now()
+		c := &dbClock{}
+		for _, r := range readings {
+			c.observe(base.Add(r.at+ahead), base.Add(r.earliest), base.Add(r.latest))
+		}
+		return c, base
+	}
+	// drift allows for maxClockDrift since base: well under a millisecond.
+	const drift = time.Millisecond
+
+	t.Run("SlowReply", func(t *testing.T) {
+		t.Parallel()
+		// Read at 1 ms; the reply was held up until 200 ms.
+		c, base := setup(t, reading{earliest: 0, latest: 200 * time.Millisecond, at: time.Millisecond})
+		got := c.local(base.Add(time.Second + ahead)).Sub(base)
+		require.InDelta(t, 1199*time.Millisecond, got, float64(drift), "with one reading, the latest it can mean")
+
+		// A prompt reply pins the clock closely: the slot is at 1 s, not 1.2 s.
+		c.observe(base.Add(300*time.Millisecond+ahead), base.Add(300*time.Millisecond), base.Add(301*time.Millisecond))
+		got = c.local(base.Add(time.Second + ahead)).Sub(base)
+		require.InDelta(t, time.Second+time.Millisecond, got, float64(drift))
+
+		// A slow reply after it teaches nothing new.
+		c.observe(base.Add(400*time.Millisecond+ahead), base.Add(400*time.Millisecond), base.Add(600*time.Millisecond))
+		got = c.local(base.Add(time.Second + ahead)).Sub(base)
+		require.InDelta(t, time.Second+time.Millisecond, got, float64(drift))
+		require.False(t, c.local(base.Add(time.Second+ahead)).Before(base.Add(time.Second)), "never early")
+	})
+
+	t.Run("ClockStepped", func(t *testing.T) {
+		t.Parallel()
+		c, base := setup(t, reading{earliest: 0, latest: time.Millisecond, at: time.Millisecond})
+		// The database's clock is set back 5 s, which the kept reading
+		// cannot account for; a slower reply after the step still wins.
+		c.observe(base.Add(100*time.Millisecond+ahead-5*time.Second), base.Add(100*time.Millisecond), base.Add(110*time.Millisecond))
+		got := c.local(base.Add(ahead - 4*time.Second)).Sub(base)
+		require.InDelta(t, 1010*time.Millisecond, got, float64(drift), "the new reading replaces the one the step made wrong")
 	})
 }

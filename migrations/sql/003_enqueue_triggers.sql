@@ -5,6 +5,8 @@
 -- what serialises the change with a worker finishing the same entity: the
 -- worker compares wanted_version with the version it read, under the same
 -- lock, in the transaction that completes its job (see package jobs).
+-- stripe_sync_touch_many and stripe_sync_enqueue write the same upsert; keep
+-- the three in step.
 -- +goose StatementBegin
 CREATE FUNCTION stripe_sync_touch(p_entity_type text, p_entity_id uuid)
 RETURNS void
@@ -19,6 +21,28 @@ AS $$
 $$;
 -- +goose StatementEnd
 
+-- stripe_sync_touch_many is stripe_sync_touch for a set of entities in one
+-- statement (package outbox's Enqueue and backfill). DISTINCT records a
+-- repeated entity once, as one change, instead of failing with "ON CONFLICT
+-- DO UPDATE command cannot affect row a second time"; the ORDER BY takes the
+-- row locks in one order, so two overlapping calls wait instead of
+-- deadlocking.
+-- +goose StatementBegin
+CREATE FUNCTION stripe_sync_touch_many(p_types text[], p_ids uuid[])
+RETURNS void
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $$
+    INSERT INTO stripe_sync_state (entity_type, entity_id, wanted_version, wanted_at)
+    SELECT t, i, 1, clock_timestamp()
+    FROM (SELECT DISTINCT t, i FROM unnest(p_types, p_ids) AS u(t, i)) AS changed
+    ORDER BY t, i
+    ON CONFLICT (entity_type, entity_id)
+    DO UPDATE SET wanted_version = stripe_sync_state.wanted_version + 1, wanted_at = clock_timestamp();
+$$;
+-- +goose StatementEnd
+
 -- stripe_sync_enqueue records the change and inserts the entity's sync job,
 -- inside the caller's transaction (the outbox). It writes exactly the row
 -- River's client writes for the same args (see package outbox): kind, args,
@@ -27,9 +51,18 @@ $$;
 -- pending, retryable, running, scheduled; never completed, or every change
 -- within a day of a sync would be dropped). A test pins both to River's own
 -- computation. ON CONFLICT DO NOTHING keeps a duplicate from raising a unique
--- violation that would roll back the host's own write. The pg_notify wakes
--- River's producers at once instead of at their next poll; PostgreSQL sends
--- one notification per transaction however many rows changed.
+-- violation that would roll back the host's own write.
+--
+-- It runs on every trigger firing, so it is built for cost. It writes out
+-- stripe_sync_touch's upsert instead of calling it: a LANGUAGE sql function
+-- called from PL/pgSQL is parsed and planned again in every transaction,
+-- while PL/pgSQL keeps its own plans for the session. The upsert comes
+-- first, taking the entity's lock in stripe_sync_state before the job insert,
+-- the order a worker finishing the entity takes them in. pg_notify, which
+-- wakes River's producers at once instead of at their next poll, is sent only
+-- when a job row was really inserted: a burst of updates to an entity whose
+-- job already waits or runs sends nothing. (PostgreSQL also folds identical
+-- notifications into one per transaction.)
 -- +goose StatementBegin
 CREATE FUNCTION stripe_sync_enqueue(p_kind text, p_entity_type text, p_id_field text, p_entity_id uuid)
 RETURNS void
@@ -39,8 +72,12 @@ SET search_path = public, pg_temp
 AS $$
 DECLARE
     v_args text := '{"' || p_id_field || '":"' || p_entity_id::text || '"}';
+    v_inserted integer;
 BEGIN
-    PERFORM stripe_sync_touch(p_entity_type, p_entity_id);
+    INSERT INTO stripe_sync_state (entity_type, entity_id, wanted_version, wanted_at)
+    VALUES (p_entity_type, p_entity_id, 1, clock_timestamp())
+    ON CONFLICT (entity_type, entity_id)
+    DO UPDATE SET wanted_version = stripe_sync_state.wanted_version + 1, wanted_at = clock_timestamp();
 
     INSERT INTO river_job (args, kind, max_attempts, metadata, priority, queue, state, tags, unique_key, unique_states)
     VALUES (
@@ -52,9 +89,12 @@ BEGIN
         WHERE unique_key IS NOT NULL
           AND unique_states IS NOT NULL
           AND river_job_state_in_bitmask(unique_states, state)
-    DO NOTHING;
+    DO NOTHING
+    RETURNING 1 INTO v_inserted;
 
-    PERFORM pg_notify('public.river_insert', '{"queue": "stripe_sync"}');
+    IF FOUND THEN
+        PERFORM pg_notify('public.river_insert', '{"queue": "stripe_sync"}');
+    END IF;
 END;
 $$;
 -- +goose StatementEnd
@@ -156,4 +196,5 @@ DROP FUNCTION stripe_sync_org_trigger();
 DROP FUNCTION stripe_sync_ticket_trigger();
 DROP FUNCTION stripe_sync_event_trigger();
 DROP FUNCTION stripe_sync_enqueue(text, text, text, uuid);
+DROP FUNCTION stripe_sync_touch_many(text[], uuid[]);
 DROP FUNCTION stripe_sync_touch(text, uuid);
