@@ -316,16 +316,18 @@ func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *sync
 		}
 		return holder.ID, ActionUpdate, nil
 	}
+	if holder != nil && holder.Active && holder.ID != st.objectID {
+		// A Price this ticket no longer wants that nobody recorded (an
+		// earlier create whose response was lost). Archive it before
+		// creating: the create takes its lookup key over, and if that
+		// create's response were lost too, nothing could find it again.
+		if _, err := d.Stripe.ArchivePrice(ctx, call, holder.ID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+			return "", ActionArchive, err
+		}
+	}
 	created, err := d.Stripe.CreatePrice(ctx, call, params)
 	if err != nil {
 		return "", ActionCreate, err
-	}
-	if holder != nil && holder.Active && holder.ID != st.objectID {
-		// A Price this ticket no longer wants but nobody recorded (an
-		// interrupted earlier change): archive it too, so one stays active.
-		if _, err := d.Stripe.ArchivePrice(ctx, call, holder.ID); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
-			return created.ID, ActionArchive, err
-		}
 	}
 	return created.ID, ActionCreate, nil
 }

@@ -123,9 +123,9 @@ func NewPostgresLimiter(pool *pgxpool.Pool, opts PostgresLimiterOptions) *Postgr
 // Wait implements Limiter. It reserves a slot, then sleeps until it; when a
 // connected account's own bucket is booked further ahead than the global
 // bucket's burst tolerance, it first sleeps until the account's slot is near
-// and asks again. A slot it wakes for more than lateTolerance late (this
-// process stalled) is given up and another reserved, at most maxRetakes
-// times. It returns an error wrapping context.DeadlineExceeded, reserving
+// and asks again. A slot booked ahead that it wakes for more than
+// lateTolerance late (this process stalled) is given up and another
+// reserved, at most maxRetakes times. It returns an error wrapping context.DeadlineExceeded, reserving
 // nothing, when the slot lies past ctx's deadline; an error wrapping ctx's
 // error if ctx ends while it sleeps (a reserved slot is then lost, which only
 // slows others slightly); and the database's error if the reservation fails,
@@ -186,8 +186,10 @@ func (l *PostgresLimiter) Wait(ctx context.Context, account string) error {
 			l.afterWake()
 		}
 		// Sent this late, the request would land in the second of Stripe's
-		// that the requests after its slot are paced to fill.
-		if late := time.Since(slot); late > lateTolerance && retakes < maxRetakes {
+		// that the requests after its slot are paced to fill. A slot that
+		// was free when reserved had no one paced after it yet: it is kept.
+		booked := waitSeconds > 0
+		if late := time.Since(slot); booked && late > lateTolerance && retakes < maxRetakes {
 			retakes++
 			continue
 		}

@@ -175,18 +175,24 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		pool := pgLimiterPools(t, 1)[0]
 		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 2})
 		require.Equal(t, 1, l.opts.Burst, "the default burst is a single request")
-		tat := func() time.Time {
-			var at time.Time
+		// Reserve two slots as Wait does, without waiting for them.
+		b := l.buckets("")
+		take := func() time.Time {
+			var (
+				admitted bool
+				tat      time.Time
+			)
+			require.NoError(t, pool.QueryRow(context.Background(), `SELECT admitted FROM stripe_sync_rate_take($1, $2, $3, $4, 'Infinity')`,
+				b.names, b.perSecond, b.burst, b.maxLead).Scan(&admitted))
+			require.True(t, admitted)
 			require.NoError(t, pool.QueryRow(context.Background(),
-				`SELECT tat FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&at))
-			return at
+				`SELECT tat FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&tat))
+			return tat
 		}
-		require.NoError(t, l.Wait(context.Background(), ""))
-		first := tat()
-		// The second Wait asks well within the first's 0.515 s, so its slot
+		first := take()
+		// The second take comes well within the first's 0.515 s, so its slot
 		// is exactly one emission interval after the first's.
-		require.NoError(t, l.Wait(context.Background(), ""))
-		interval := tat().Sub(first)
+		interval := take().Sub(first)
 		require.InDelta(t, (time.Second+jitterMargin).Seconds()/2, interval.Seconds(), 2e-6,
 			"at --rate 2, requests a second apart fill Stripe's window to the brim; 1.03 s leaves room for jitter")
 	})
@@ -194,7 +200,8 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	t.Run("LateWakeTakesAnotherSlot", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 10})
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 5})
+		require.NoError(t, l.Wait(context.Background(), ""), "the first slot is free")
 		wakes := 0
 		l.afterWake = func() {
 			wakes++
@@ -203,13 +210,16 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 			}
 		}
 		require.NoError(t, l.Wait(context.Background(), ""))
-		require.GreaterOrEqual(t, wakes, 2, "the slot woken for late was given up for the next one")
+		require.GreaterOrEqual(t, wakes, 2, "the booked slot woken for late was given up for the next one")
 	})
 
 	t.Run("StarvedProcessStillSends", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 50})
+		// Slots 206 ms apart: each stall ends before the next slot, which
+		// is therefore booked ahead.
+		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 5})
+		require.NoError(t, l.Wait(context.Background(), ""))
 		wakes := 0
 		l.afterWake = func() {
 			wakes++

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
+	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 const orgID = "0a000000-0000-4000-8000-000000000001"
@@ -19,8 +20,8 @@ func TestNewCmdBackfill(t *testing.T) {
 	t.Parallel()
 
 	cmdtest.Command[Options]{NewCmd: NewCmdBackfill}.ParseCases(t, []cmdtest.ParseCase[Options]{
-		{Name: "Defaults", Args: nil, Want: &Options{BatchSize: 1000}},
-		{Name: "OrgNormalised", Args: []string{"--org", "0A000000-0000-4000-8000-000000000001"}, Want: &Options{Org: orgID, BatchSize: 1000}},
+		{Name: "Defaults", Args: nil, Want: &Options{BatchSize: outbox.DefaultBackfillBatch}},
+		{Name: "OrgNormalised", Args: []string{"--org", "0A000000-0000-4000-8000-000000000001"}, Want: &Options{Org: orgID, BatchSize: outbox.DefaultBackfillBatch}},
 		{Name: "AllFlags", Args: []string{"--org", orgID, "--unsynced", "--batch", "50", "--json"}, Want: &Options{Org: orgID, Unsynced: true, BatchSize: 50, JSON: true}},
 		{Name: "MalformedOrg", Args: []string{"--org", "acme"}, WantUsage: `--org: malformed id "acme"`},
 		{Name: "ZeroBatch", Args: []string{"--batch", "0"}, WantUsage: "--batch must be at least 1"},
@@ -78,7 +79,7 @@ func TestBackfillRun(t *testing.T) {
 			return "\rbackfill [" + strings.Repeat("#", filled) + strings.Repeat(".", 30-filled) + "] " +
 				strconv.Itoa(done) + "/4000"
 		}
-		require.Equal(t, bar(1000)+bar(2000)+bar(3000)+bar(4000)+"\n", errOut)
+		require.Equal(t, bar(1000)+bar(3000)+bar(4000)+"\n", errOut, "one step per batch of DefaultBackfillBatch, events then tickets")
 		n, _ = jobs(t, pool)
 		require.Equal(t, 4000, n, "the second run adds no job")
 	})
