@@ -70,8 +70,8 @@ stops fetching, lets jobs in flight finish for --shutdown-timeout, then cancels
 the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.
 
 The Stripe rate limit (--rate, --account-rate) is one limit for all worker
-processes on the database, held in the table stripe_sync_rate_limit; bursts
-are a tenth of a second's requests (at least 1).`,
+processes on the database, held in the table stripe_sync_rate_limit; requests
+go one at a time, paced 3% below --rate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency < 1 {
