@@ -1,7 +1,6 @@
 package jobs
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -148,6 +147,3 @@ func nextRetry(attempt int) time.Time {
 	backoff := time.Duration(attempt*attempt*attempt*attempt) * time.Second
 	return time.Now().Add(min(backoff, 10*time.Minute))
 }
-
-// Ping checks the pool answers; the worker's readiness uses it.
-func Ping(ctx context.Context, pool *pgxpool.Pool) error { return pool.Ping(ctx) }

@@ -7,8 +7,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
@@ -71,11 +69,7 @@ type Summary struct {
 }
 
 func backfillRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl backfill")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	pool, client, err := opts.Factory.River(ctx, "syncctl backfill")
 	if err != nil {
 		return err
 	}

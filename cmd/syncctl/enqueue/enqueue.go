@@ -7,8 +7,6 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
@@ -65,11 +63,7 @@ type Job struct {
 }
 
 func enqueueRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl enqueue")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	pool, client, err := opts.Factory.River(ctx, "syncctl enqueue")
 	if err != nil {
 		return err
 	}

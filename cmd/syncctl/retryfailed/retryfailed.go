@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
@@ -118,11 +117,7 @@ type Job struct {
 }
 
 func retryFailedRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl retry-failed")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	pool, client, err := opts.Factory.River(ctx, "syncctl retry-failed")
 	if err != nil {
 		return err
 	}

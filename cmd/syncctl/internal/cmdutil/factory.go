@@ -9,7 +9,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -78,6 +81,20 @@ func (f *Factory) Pool(ctx context.Context, applicationName string) (*pgxpool.Po
 	}
 	f.pool = pool
 	return pool, nil
+}
+
+// River opens the pool (see Pool) and an insert-only River client on it, the
+// way every command that enqueues, lists or retries jobs needs them.
+func (f *Factory) River(ctx context.Context, applicationName string) (*pgxpool.Pool, *river.Client[pgx.Tx], error) {
+	pool, err := f.Pool(ctx, applicationName)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return pool, client, nil
 }
 
 // Close releases what the Factory opened.

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
@@ -66,11 +65,7 @@ type Job struct {
 }
 
 func cancelRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl jobs cancel")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	_, client, err := opts.Factory.River(ctx, "syncctl jobs cancel")
 	if err != nil {
 		return err
 	}

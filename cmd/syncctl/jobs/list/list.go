@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
@@ -114,11 +113,7 @@ type Job struct {
 }
 
 func listRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl jobs list")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	_, client, err := opts.Factory.River(ctx, "syncctl jobs list")
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
@@ -104,11 +103,7 @@ type SyncLogRow struct {
 }
 
 func showRun(ctx context.Context, opts *Options) error {
-	pool, err := opts.Factory.Pool(ctx, "syncctl jobs show")
-	if err != nil {
-		return err
-	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	pool, client, err := opts.Factory.River(ctx, "syncctl jobs show")
 	if err != nil {
 		return err
 	}
