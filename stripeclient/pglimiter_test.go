@@ -22,10 +22,7 @@ func pgLimiterPools(t *testing.T, n int) []*pgxpool.Pool {
 	url := testdb.URL(t)
 	pools := make([]*pgxpool.Pool, n)
 	for i := range pools {
-		pool, err := pgxpool.New(context.Background(), url)
-		require.NoError(t, err)
-		t.Cleanup(pool.Close)
-		pools[i] = pool
+		pools[i] = testdb.Pool(t, url)
 	}
 	return pools
 }

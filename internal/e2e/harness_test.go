@@ -249,10 +249,7 @@ type harness struct {
 func newHarness(t *testing.T, key string) *harness {
 	t.Helper()
 	h := &harness{t: t, dbURL: testdb.URL(t), key: key}
-	pool, err := pgxpool.New(context.Background(), h.dbURL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	h.pool = pool
+	h.pool = testdb.Pool(t, h.dbURL)
 
 	h.emu = startProcess(t, "stripe-emulator", childEnv("STRIPE_SECRET_KEY="+key),
 		"stripe-emulator", "--addr", "127.0.0.1:0")
@@ -374,7 +371,7 @@ func (h *harness) waitIdle(timeout time.Duration, hurry bool) int {
 	var rc *river.Client[pgx.Tx]
 	if hurry {
 		var err error
-		rc, err = river.NewClient(riverpgxv5.New(h.pool), &river.Config{})
+		rc, err = river.NewClient(riverpgxv5.New(h.pool), &river.Config{Schema: testdb.Schema})
 		require.NoError(t, err)
 	}
 	hurried := 0

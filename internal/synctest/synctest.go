@@ -49,8 +49,8 @@ type Options struct {
 // Start boots a bundle for t and stops it when t ends.
 func Start(t testing.TB, opts Options) *Bundle {
 	t.Helper()
-	cfg, err := pgxpool.ParseConfig(testdb.URL(t))
-	require.NoError(t, err)
+	cfg := testdb.PoolConfig(t, testdb.URL(t))
+	var err error
 	// A job holds a connection for its whole transaction; size the pool like
 	// the worker does.
 	cfg.MaxConns = 20

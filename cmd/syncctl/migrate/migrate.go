@@ -20,6 +20,8 @@ type Options struct {
 	WithFixture bool
 	// SampleData inserts the demo's sample rows after migrating.
 	SampleData bool
+	// WorkerRole is granted what `syncctl worker` needs (--worker-role).
+	WorkerRole string
 }
 
 // NewCmdMigrate returns the command; runF replaces the run in tests.
@@ -30,7 +32,12 @@ func NewCmdMigrate(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 		Short: "Apply River's and stripe-sync's migrations (idempotent)",
 		Long: `Installs River's tables, the sync tables, the enqueue function and the triggers
 into a database that already has the LodgeTix tables, and adds the
-stripe_product_id/stripe_price_id columns if missing. Host data is never rewritten.`,
+stripe_product_id/stripe_price_id columns if missing. Host data is never rewritten.
+
+Everything but the triggers goes into the sync schema (--schema, default
+stripe_sync), where no role but its owner and the worker role has any
+privilege: nothing is reachable through Supabase's Data API. A database
+migrated by an earlier version, with everything in public, is moved there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -39,6 +46,8 @@ stripe_product_id/stripe_price_id columns if missing. Host data is never rewritt
 			return migrateRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", f.Getenv("SYNCCTL_WORKER_ROLE"),
+		"existing role to grant exactly what the worker needs (env SYNCCTL_WORKER_ROLE)")
 	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")
 	cmd.Flags().BoolVar(&opts.SampleData, "sample-data", false, "insert the demo's sample organisations, events and tickets")
 	_ = cmd.Flags().MarkHidden("with-fixture")
@@ -59,7 +68,7 @@ func migrateRun(ctx context.Context, opts *Options) error {
 			return err
 		}
 	}
-	res, err := migrations.Up(ctx, db, nil)
+	res, err := migrations.Up(ctx, opts.Factory.DatabaseURL, migrations.Options{Schema: opts.Factory.Schema, WorkerRole: opts.WorkerRole})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -40,6 +40,6 @@ func TestMigrateRun(t *testing.T) {
 	require.Equal(t, "migrate: already up to date\n", errOut)
 
 	var jobs int
-	require.NoError(t, db.QueryRow(`SELECT count(*) FROM river_job WHERE kind LIKE 'stripe_sync_%'`).Scan(&jobs))
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM stripe_sync.river_job WHERE kind LIKE 'stripe_sync_%'`).Scan(&jobs))
 	require.Equal(t, 8, jobs, "the sample data went in through the triggers: 4 events, 4 tickets")
 }

@@ -117,7 +117,7 @@ func reconcileRun(ctx context.Context, opts *Options) error {
 
 	var fix *Fix
 	if opts.Fix && len(report.Findings) > 0 {
-		client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+		client, err := river.NewClient(riverpgxv5.New(pool), opts.Factory.RiverConfig(nil))
 		if err != nil {
 			return err
 		}

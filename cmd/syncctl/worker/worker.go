@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -165,7 +166,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	limiterPool, err := openLimiterPool(ctx, opts.Factory.DatabaseURL)
+	limiterPool, err := openLimiterPool(ctx, opts.Factory)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(&jobs.Deps{Pool: pool, Stripe: sc, Currency: opts.Currency, Logger: logger},
+	client, err := jobs.NewClient(&jobs.Deps{Pool: pool, Schema: opts.Factory.SchemaName(), Stripe: sc, Currency: opts.Currency, Logger: logger},
 		jobs.Options{
 			Concurrency:          opts.Concurrency,
 			JobTimeout:           opts.JobTimeout,
@@ -247,17 +248,15 @@ func workerRun(ctx context.Context, opts *Options) error {
 // connection of the main pool in its transaction while it calls Stripe; were
 // the limiter to take its token from that pool too, jobs filling it would
 // each wait for a connection none of them will give back.
-func openLimiterPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
+func openLimiterPool(ctx context.Context, f *cmdutil.Factory) (*pgxpool.Pool, error) {
+	pool, err := dbconn.Open(ctx, f.DatabaseURL, dbconn.Options{
+		ApplicationName: "syncctl worker rate limiter", Schema: f.SchemaName(), MaxConns: 4, StatementTimeout: 10 * time.Second,
+	})
+	if errors.Is(err, dbconn.ErrBadURL) {
 		return nil, cmdutil.Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "syncctl worker rate limiter"
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "10s"
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("rate limiter: connect to database: %w", err)
+		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
 	return pool, nil
 }

@@ -245,7 +245,7 @@ func TestWorkerRun(t *testing.T) {
 func TestQueueCollector(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
-	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	inserter, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: testdb.Schema})
 	require.NoError(t, err)
 	ctx := context.Background()
 	ready, err := inserter.Insert(ctx, outbox.EventArgs{EventID: testEvent}, nil)
@@ -276,7 +276,7 @@ func TestQueueCollector(t *testing.T) {
 		"the job ready for a minute, not the one scheduled for later")
 
 	t.Run("DatabaseDown", func(t *testing.T) {
-		down, err := pgxpool.New(ctx, testdb.URL(t))
+		down, err := pgxpool.NewWithConfig(ctx, testdb.PoolConfig(t, testdb.URL(t)))
 		require.NoError(t, err)
 		down.Close()
 		reg := prometheus.NewRegistry()
