@@ -315,7 +315,8 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 	if cfg.Rate > 0 {
 		args = append(args, "--rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
 	}
-	p := startProcess(t, name, childEnv("DATABASE_URL="+h.dbURL, "STRIPE_SECRET_KEY="+cfg.Key), args...)
+	// Workers run as the least-privilege role migrate --worker-role prepares.
+	p := startProcess(t, name, childEnv("DATABASE_URL="+testdb.WorkerURL(t, h.dbURL), "STRIPE_SECRET_KEY="+cfg.Key), args...)
 	w := &worker{process: p}
 	line := p.waitLine(t, `"msg":"serving /metrics`, 30*time.Second)
 	var rec struct {

@@ -166,6 +166,14 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// Entity locks are session advisory locks and River wakes on LISTEN:
+	// behind a transaction-mode pooler both would silently stop working.
+	if err := dbconn.CheckSessionPinned(ctx, pool); err != nil {
+		if errors.Is(err, dbconn.ErrTransactionPooler) {
+			return &cmdutil.UsageError{Err: err}
+		}
+		return err
+	}
 	limiterPool, err := openLimiterPool(ctx, opts.Factory)
 	if err != nil {
 		return err

@@ -143,7 +143,9 @@ func TestWorkerRun(t *testing.T) {
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 
-	f, _, errOut := cmdtest.Command[Options]{DatabaseURL: db.URL, StripeAPIBase: srv.URL,
+	// The worker runs as the least-privilege role `syncctl migrate --worker-role`
+	// prepares, not as the owner.
+	f, _, errOut := cmdtest.Command[Options]{DatabaseURL: testdb.WorkerURL(t, db.URL), StripeAPIBase: srv.URL,
 		Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
 	ready := make(chan string, 1)
 	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
