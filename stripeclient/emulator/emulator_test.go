@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"context"
@@ -16,47 +16,49 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-const emuTestKey = "sk_test_emulatorKey123"
+const testKey = "sk_test_emulatorKey123"
 
-type emulatorTestBundle struct {
+type testBundle struct {
 	emu   *Emulator
 	srv   *httptest.Server
 	sc    *client.API
-	clock *emuTestClock
+	clock *testClock
 }
 
-// emuTestClock is a settable clock; it starts at a fixed instant.
-type emuTestClock struct {
+// testClock is a settable clock; it starts at a fixed instant.
+type testClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *emuTestClock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *emuTestClock) Advance(d time.Duration) {
+func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
 
-func setupEmulatorTest(t *testing.T) *emulatorTestBundle {
+func setup(t *testing.T) *testBundle {
 	t.Helper()
-	clock := &emuTestClock{now: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
-	emu := NewEmulator(EmulatorOptions{SecretKey: emuTestKey, Clock: clock.Now, Seed: 42})
+	clock := &testClock{now: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
+	emu := New(Options{SecretKey: testKey, Clock: clock.Now, Seed: 42})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
-	return &emulatorTestBundle{emu: emu, srv: srv, sc: newEmuTestStripe(srv.URL, emuTestKey), clock: clock}
+	return &testBundle{emu: emu, srv: srv, sc: newTestStripe(srv.URL, testKey), clock: clock}
 }
 
-// newEmuTestStripe is the real stripe-go client pointed at url, with its own
+// newTestStripe is the real stripe-go client pointed at url, with its own
 // retries off so every fault reaches the test.
-func newEmuTestStripe(url, key string) *client.API {
+func newTestStripe(url, key string) *client.API {
 	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:               stripe.String(url),
 		MaxNetworkRetries: stripe.Int64(0),
@@ -84,7 +86,7 @@ func productParams(account, name string) *stripe.ProductParams {
 	return p
 }
 
-func (b *emulatorTestBundle) createProduct(t *testing.T, account, id, name string) *stripe.Product {
+func (b *testBundle) createProduct(t *testing.T, account, id, name string) *stripe.Product {
 	t.Helper()
 	p := productParams(account, name)
 	if id != "" {
@@ -95,7 +97,7 @@ func (b *emulatorTestBundle) createProduct(t *testing.T, account, id, name strin
 	return prod
 }
 
-func (b *emulatorTestBundle) createPrice(t *testing.T, account, product string, amount int64, lookupKey string) *stripe.Price {
+func (b *testBundle) createPrice(t *testing.T, account, product string, amount int64, lookupKey string) *stripe.Price {
 	t.Helper()
 	p := &stripe.PriceParams{
 		Product:    stripe.String(product),
@@ -115,12 +117,12 @@ func (b *emulatorTestBundle) createPrice(t *testing.T, account, product string, 
 }
 
 // rawRequest sends a request by hand, for what stripe-go cannot send.
-func (b *emulatorTestBundle) rawRequest(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
+func (b *testBundle) rawRequest(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+emuTestKey)
+	req.Header.Set("Authorization", "Bearer "+testKey)
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
@@ -137,7 +139,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("CreateGeneratesStripeShapedID", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		p := productParams("acct_1", "Grand Installation")
 		p.Description = stripe.String("A night to remember")
 		p.Images = []*string{stripe.String("https://img.example/a.png")}
@@ -162,7 +164,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("CustomIDTakenIsResourceAlreadyExists", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_123", "First")
 		require.Equal(t, "evt_123", prod.ID)
 
@@ -176,7 +178,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		cases := []struct {
 			name   string
 			params *stripe.ProductParams
@@ -212,7 +214,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("MetadataLimits", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 
 		p := productParams("", "n")
 		for i := range 51 {
@@ -240,7 +242,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("UpdateMergesAndDeletesMetadataAndClears", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		p := productParams("acct_1", "Old")
 		p.Description = stripe.String("desc")
 		p.Images = []*string{stripe.String("https://img.example/a.png")}
@@ -276,7 +278,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("UpdateAndGetMissingIsResourceMissing", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		_, err := b.sc.Products.Update("prod_nope", productParams("", "x"))
 		se := requireStripeError(t, err, http.StatusNotFound, "resource_missing")
 		require.Equal(t, "id", se.Param)
@@ -288,7 +290,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("ListPagesNewestFirstWithFilters", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		var ids []string
 		for i := range 5 {
 			prod := b.createProduct(t, "acct_1", "", fmt.Sprintf("p%d", i))
@@ -343,7 +345,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("CreateGetAndList", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 		other := b.createProduct(t, "acct_1", "evt_2", "Other")
 
@@ -387,7 +389,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "", "evt_1", "Event")
 
 		_, err := b.sc.Prices.New(&stripe.PriceParams{
@@ -423,7 +425,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("LookupKeyTransfer", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 		first := b.createPrice(t, "acct_1", prod.ID, 1000, "ticket_t1")
 		require.Equal(t, "ticket_t1", first.LookupKey)
@@ -447,7 +449,7 @@ func TestEmulator_Prices(t *testing.T) {
 		require.Equal(t, second.ID, it.Price().ID)
 		require.False(t, it.Next())
 
-		byID := map[string]Price{}
+		byID := map[string]stripeclient.Price{}
 		for _, p := range b.emu.Prices("acct_1") {
 			byID[p.ID] = p
 		}
@@ -472,7 +474,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("UpdateMergesMetadataAndArchives", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "", "evt_1", "Event")
 		pp := &stripe.PriceParams{Product: stripe.String(prod.ID), Currency: stripe.String("aud"), UnitAmount: stripe.Int64(5)}
 		pp.AddMetadata("a", "1")
@@ -498,7 +500,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 func TestEmulator_AccountScoping(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 
 	a := b.createProduct(t, "acct_A", "evt_same", "On A")
 	bb := b.createProduct(t, "acct_B", "evt_same", "On B")
@@ -536,7 +538,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("SameKeyReplays", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		newParams := func() *stripe.ProductParams {
 			p := productParams("acct_1", "Event")
 			p.SetIdempotencyKey("event:1:v1:create")
@@ -568,7 +570,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("ErrorsAreReplayedToo", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.createProduct(t, "", "evt_1", "Taken")
 		newParams := func() *stripe.ProductParams {
 			p := productParams("", "Again")
@@ -586,7 +588,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("DifferentParamsIsIdempotencyError", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		p := productParams("", "A")
 		p.SetIdempotencyKey("k1")
 		_, err := b.sc.Products.New(p)
@@ -605,7 +607,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("KeyInFlightIsConflict", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultLatency, Method: "POST", Times: 1, Latency: 5 * time.Second})
 
 		ctx, cancel := context.WithCancel(t.Context())
@@ -646,7 +648,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 func (e *Emulator) idempotencyInFlight(account, key string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	entry := e.idem[emuIdemKey{account: account, key: key}]
+	entry := e.idem[idemKey{account: account, key: key}]
 	return entry != nil && !entry.done
 }
 
@@ -655,7 +657,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("ResponseLostThenRetryReplays", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		// Warm a keep-alive connection first: on a reused connection Go's
 		// transport would silently resend a keyed POST whose connection
 		// closed without a byte, which must not hide the fault.
@@ -691,7 +693,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("Error500WritesNothing", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultError500, Times: 1})
 		p := productParams("", "X")
 		p.SetIdempotencyKey("k500")
@@ -709,7 +711,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("RateLimitFault", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultRateLimit, Account: "acct_slow", Times: 2, RetryAfter: 3 * time.Second})
 
 		_, err := b.sc.Products.New(productParams("acct_other", "not matched"))
@@ -725,7 +727,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("LatencyRespectsCancellation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultLatency, Latency: time.Minute})
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
@@ -744,7 +746,7 @@ func TestEmulator_Faults(t *testing.T) {
 	t.Run("ProbabilityIsSeeded", func(t *testing.T) {
 		t.Parallel()
 		run := func() []int {
-			b := setupEmulatorTest(t)
+			b := setup(t)
 			b.emu.AddFault(Fault{Kind: FaultError500, Probability: 0.5})
 			var statuses []int
 			for range 30 {
@@ -767,7 +769,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("FaultsApplyInOrderAndClear", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultRateLimit, Method: "GET", Times: 1})
 		b.emu.AddFault(Fault{Kind: FaultError500, Method: "GET"})
 		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
@@ -785,10 +787,10 @@ func TestEmulator_Faults(t *testing.T) {
 
 func TestEmulator_Auth(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 	const wrongKey = "sk_test_WrongKeyPresented987"
 
-	_, err := newEmuTestStripe(b.srv.URL, wrongKey).Products.New(productParams("", "X"))
+	_, err := newTestStripe(b.srv.URL, wrongKey).Products.New(productParams("", "X"))
 	se := requireStripeError(t, err, http.StatusUnauthorized, "")
 	require.Equal(t, stripe.ErrorTypeInvalidRequest, se.Type)
 	raw := string(se.LastResponse.RawJSON)
@@ -808,7 +810,7 @@ func TestEmulator_Auth(t *testing.T) {
 
 	req, err := http.NewRequestWithContext(t.Context(), "GET", b.srv.URL+"/v1/products", nil)
 	require.NoError(t, err)
-	req.SetBasicAuth(emuTestKey, "")
+	req.SetBasicAuth(testKey, "")
 	basic, err := b.srv.Client().Do(req)
 	require.NoError(t, err)
 	require.NoError(t, basic.Body.Close())
@@ -820,7 +822,7 @@ func TestEmulator_Auth(t *testing.T) {
 
 func TestEmulator_Routing(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 
 	resp, body := b.rawRequest(t, "GET", "/v1/customers", "", nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -849,7 +851,7 @@ func TestEmulator_Routing(t *testing.T) {
 
 func TestEmulator_Overlaps(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 	prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 	b.emu.AddFault(Fault{Kind: FaultLatency, Method: "POST", PathPrefix: "/v1/products/", Times: 1, Latency: time.Minute})
 
@@ -895,7 +897,7 @@ func TestEmulator_Overlaps(t *testing.T) {
 
 func TestEmulator_RateLimit(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 	b.emu.SetRateLimit(2)
 
 	var statuses []int
@@ -925,8 +927,8 @@ func TestEmulator_RateLimit(t *testing.T) {
 
 func TestEmulator_Control(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
-	ctl := &EmulatorControl{BaseURL: b.srv.URL, HTTP: b.srv.Client()}
+	b := setup(t)
+	ctl := &Control{BaseURL: b.srv.URL, HTTP: b.srv.Client()}
 	ctx := t.Context()
 
 	require.NoError(t, ctl.AddFault(ctx, Fault{Kind: FaultError500, Method: "POST", Times: 1}))
@@ -941,7 +943,7 @@ func TestEmulator_Control(t *testing.T) {
 	require.Equal(t, b.emu.State(), *state)
 	require.Len(t, state.Accounts, 1)
 	acct := state.Accounts["acct_1"]
-	require.Equal(t, []Product{{ID: "evt_1", Name: "Event", Images: []string{}, Active: true,
+	require.Equal(t, []stripeclient.Product{{ID: "evt_1", Name: "Event", Images: []string{}, Active: true,
 		Metadata: map[string]string{}, Created: prod.Created}}, acct.Products)
 	require.Len(t, acct.Prices, 1)
 	require.Equal(t, price.ID, acct.Prices[0].ID)

@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"bytes"
@@ -8,26 +8,28 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-// EmulatorState is every object an Emulator holds, by account (the platform
+// State is every object an Emulator holds, by account (the platform
 // is the empty string).
-type EmulatorState struct {
+type State struct {
 	// Accounts holds only accounts with at least one object.
-	Accounts map[string]EmulatorAccountState
+	Accounts map[string]AccountState
 }
 
-// EmulatorAccountState is one account's objects, each sorted by Created then
+// AccountState is one account's objects, each sorted by Created then
 // ID.
-type EmulatorAccountState struct {
+type AccountState struct {
 	// Products are the account's Products, archived ones included.
-	Products []Product
+	Products []stripeclient.Product
 	// Prices are the account's Prices, archived ones included.
-	Prices []Price
+	Prices []stripeclient.Price
 }
 
-// EmulatorStats is what an Emulator counted since its last reset.
-type EmulatorStats struct {
+// Stats is what an Emulator counted since its last reset.
+type Stats struct {
 	// WriteCount is Emulator.WriteCount.
 	WriteCount int `json:"write_count"`
 	// RequestCount is how many API requests were recorded.
@@ -38,23 +40,23 @@ type EmulatorStats struct {
 	Overlaps []Overlap `json:"overlaps"`
 }
 
-// emuStateWire is EmulatorState's JSON form: objects in Stripe's own shape.
-type emuStateWire struct {
-	Accounts map[string]emuAccountWire `json:"accounts"`
+// stateWire is State's JSON form: objects in Stripe's own shape.
+type stateWire struct {
+	Accounts map[string]accountWire `json:"accounts"`
 }
 
-type emuAccountWire struct {
-	Products []emuProductJSON `json:"products"`
-	Prices   []emuPriceJSON   `json:"prices"`
+type accountWire struct {
+	Products []productJSON `json:"products"`
+	Prices   []priceJSON   `json:"prices"`
 }
 
 // State returns a copy of every object, by account.
-func (e *Emulator) State() EmulatorState {
+func (e *Emulator) State() State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := EmulatorState{Accounts: map[string]EmulatorAccountState{}}
+	out := State{Accounts: map[string]AccountState{}}
 	for _, acct := range e.accountsLocked() {
-		out.Accounts[acct] = EmulatorAccountState{
+		out.Accounts[acct] = AccountState{
 			Products: e.productsLocked(acct),
 			Prices:   e.pricesLocked(acct),
 		}
@@ -62,13 +64,13 @@ func (e *Emulator) State() EmulatorState {
 	return out
 }
 
-func (e *Emulator) emuStateWire() emuStateWire {
+func (e *Emulator) stateWire() stateWire {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := emuStateWire{Accounts: map[string]emuAccountWire{}}
+	out := stateWire{Accounts: map[string]accountWire{}}
 	for _, acct := range e.accountsLocked() {
 		a := e.accounts[acct]
-		var w emuAccountWire
+		var w accountWire
 		for _, p := range e.productsLocked(acct) {
 			w.Products = append(w.Products, a.products[p.ID].render())
 		}
@@ -76,20 +78,20 @@ func (e *Emulator) emuStateWire() emuStateWire {
 			w.Prices = append(w.Prices, a.prices[p.ID].render())
 		}
 		if w.Products == nil {
-			w.Products = []emuProductJSON{}
+			w.Products = []productJSON{}
 		}
 		if w.Prices == nil {
-			w.Prices = []emuPriceJSON{}
+			w.Prices = []priceJSON{}
 		}
 		out.Accounts[acct] = w
 	}
 	return out
 }
 
-func (w emuStateWire) state() EmulatorState {
-	out := EmulatorState{Accounts: make(map[string]EmulatorAccountState, len(w.Accounts))}
+func (w stateWire) state() State {
+	out := State{Accounts: make(map[string]AccountState, len(w.Accounts))}
 	for acct, a := range w.Accounts {
-		s := EmulatorAccountState{Products: []Product{}, Prices: []Price{}}
+		s := AccountState{Products: []stripeclient.Product{}, Prices: []stripeclient.Price{}}
 		for _, p := range a.Products {
 			s.Products = append(s.Products, p.toProduct())
 		}
@@ -102,14 +104,14 @@ func (w emuStateWire) state() EmulatorState {
 }
 
 // Stats returns the counts since the last reset.
-func (e *Emulator) Stats() EmulatorStats {
+func (e *Emulator) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	injected := make(map[FaultKind]int, len(e.injected))
 	for k, v := range e.injected {
 		injected[k] = v
 	}
-	return EmulatorStats{
+	return Stats{
 		WriteCount:     e.writes,
 		RequestCount:   len(e.requests),
 		FaultsInjected: injected,
@@ -130,15 +132,15 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	route := r.Method + " " + strings.TrimSuffix(r.URL.Path, "/")
 	switch route {
 	case "GET /_emulator/state":
-		emuWriteControlJSON(w, http.StatusOK, e.emuStateWire())
+		writeControlJSON(w, http.StatusOK, e.stateWire())
 	case "GET /_emulator/requests":
-		emuWriteControlJSON(w, http.StatusOK, e.Requests())
+		writeControlJSON(w, http.StatusOK, e.Requests())
 	case "GET /_emulator/stats":
-		emuWriteControlJSON(w, http.StatusOK, e.Stats())
+		writeControlJSON(w, http.StatusOK, e.Stats())
 	case "POST /_emulator/faults":
 		var f Fault
-		if err := emuDecodeControlBody(r, &f); err != nil {
-			emuWriteControlError(w, http.StatusBadRequest, err.Error())
+		if err := decodeControlBody(r, &f); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		e.AddFault(f)
@@ -150,12 +152,12 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			PerSecond *int `json:"per_second"`
 		}
-		if err := emuDecodeControlBody(r, &body); err != nil {
-			emuWriteControlError(w, http.StatusBadRequest, err.Error())
+		if err := decodeControlBody(r, &body); err != nil {
+			writeControlError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		if body.PerSecond == nil || *body.PerSecond < 0 {
-			emuWriteControlError(w, http.StatusBadRequest, "per_second must be a number >= 0")
+			writeControlError(w, http.StatusBadRequest, "per_second must be a number >= 0")
 			return
 		}
 		e.SetRateLimit(*body.PerSecond)
@@ -164,12 +166,12 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		e.Reset()
 		w.WriteHeader(http.StatusNoContent)
 	default:
-		emuWriteControlError(w, http.StatusNotFound, "no control route "+route)
+		writeControlError(w, http.StatusNotFound, "no control route "+route)
 	}
 }
 
-func emuDecodeControlBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, emuMaxBody))
+func decodeControlBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("invalid JSON body: %w", err)
@@ -177,19 +179,19 @@ func emuDecodeControlBody(r *http.Request, v any) error {
 	return nil
 }
 
-func emuWriteControlJSON(w http.ResponseWriter, status int, v any) {
+func writeControlJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(emuJSON(v))
+	_, _ = w.Write(jsonBody(v))
 }
 
-func emuWriteControlError(w http.ResponseWriter, status int, msg string) {
-	emuWriteControlJSON(w, status, map[string]any{"error": map[string]string{"message": msg}})
+func writeControlError(w http.ResponseWriter, status int, msg string) {
+	writeControlJSON(w, status, map[string]any{"error": map[string]string{"message": msg}})
 }
 
-// EmulatorControl drives an Emulator served by another process (for example
+// Control drives an Emulator served by another process (for example
 // `syncctl stripe-emulator`) through its /_emulator/ routes.
-type EmulatorControl struct {
+type Control struct {
 	// BaseURL is the emulator's root, for example "http://127.0.0.1:12111".
 	BaseURL string
 	// HTTP sends the requests. Defaults to http.DefaultClient.
@@ -197,8 +199,8 @@ type EmulatorControl struct {
 }
 
 // State returns every object the emulator holds, by account.
-func (c *EmulatorControl) State(ctx context.Context) (*EmulatorState, error) {
-	var w emuStateWire
+func (c *Control) State(ctx context.Context) (*State, error) {
+	var w stateWire
 	if err := c.do(ctx, http.MethodGet, "/_emulator/state", nil, &w); err != nil {
 		return nil, err
 	}
@@ -207,7 +209,7 @@ func (c *EmulatorControl) State(ctx context.Context) (*EmulatorState, error) {
 }
 
 // Requests returns the requests the emulator recorded.
-func (c *EmulatorControl) Requests(ctx context.Context) ([]RecordedRequest, error) {
+func (c *Control) Requests(ctx context.Context) ([]RecordedRequest, error) {
 	var out []RecordedRequest
 	if err := c.do(ctx, http.MethodGet, "/_emulator/requests", nil, &out); err != nil {
 		return nil, err
@@ -216,8 +218,8 @@ func (c *EmulatorControl) Requests(ctx context.Context) ([]RecordedRequest, erro
 }
 
 // Stats returns the emulator's counts since its last reset.
-func (c *EmulatorControl) Stats(ctx context.Context) (*EmulatorStats, error) {
-	var s EmulatorStats
+func (c *Control) Stats(ctx context.Context) (*Stats, error) {
+	var s Stats
 	if err := c.do(ctx, http.MethodGet, "/_emulator/stats", nil, &s); err != nil {
 		return nil, err
 	}
@@ -226,7 +228,7 @@ func (c *EmulatorControl) Stats(ctx context.Context) (*EmulatorStats, error) {
 
 // AddFault adds f to the emulator's faults. Returns an error if the emulator
 // rejects f (an unknown Kind, say).
-func (c *EmulatorControl) AddFault(ctx context.Context, f Fault) error {
+func (c *Control) AddFault(ctx context.Context, f Fault) error {
 	if err := f.validate(); err != nil {
 		return fmt.Errorf("emulator control: %w", err)
 	}
@@ -234,21 +236,21 @@ func (c *EmulatorControl) AddFault(ctx context.Context, f Fault) error {
 }
 
 // ClearFaults removes every fault.
-func (c *EmulatorControl) ClearFaults(ctx context.Context) error {
+func (c *Control) ClearFaults(ctx context.Context) error {
 	return c.do(ctx, http.MethodDelete, "/_emulator/faults", nil, nil)
 }
 
 // SetRateLimit sets the emulator's requests-per-second limit; 0 turns it off.
-func (c *EmulatorControl) SetRateLimit(ctx context.Context, perSecond int) error {
+func (c *Control) SetRateLimit(ctx context.Context, perSecond int) error {
 	return c.do(ctx, http.MethodPost, "/_emulator/rate-limit", map[string]int{"per_second": perSecond}, nil)
 }
 
 // Reset makes the emulator forget everything.
-func (c *EmulatorControl) Reset(ctx context.Context) error {
+func (c *Control) Reset(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/_emulator/reset", nil, nil)
 }
 
-func (c *EmulatorControl) do(ctx context.Context, method, path string, in, out any) error {
+func (c *Control) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)

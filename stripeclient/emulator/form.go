@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"encoding/json"
@@ -11,8 +11,8 @@ import (
 	"unicode/utf8"
 )
 
-// emuError is an error answer in Stripe's shape.
-type emuError struct {
+// apiError is an error answer in Stripe's shape.
+type apiError struct {
 	status  int
 	typ     string
 	code    string
@@ -20,7 +20,7 @@ type emuError struct {
 	param   string
 }
 
-func (e *emuError) body() []byte {
+func (e *apiError) body() []byte {
 	type inner struct {
 		Code    string `json:"code,omitempty"`
 		DocURL  string `json:"doc_url,omitempty"`
@@ -32,12 +32,12 @@ func (e *emuError) body() []byte {
 	if e.code != "" {
 		in.DocURL = "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(e.code, "_", "-")
 	}
-	return emuJSON(struct {
+	return jsonBody(struct {
 		Error inner `json:"error"`
 	}{in})
 }
 
-func emuJSON(v any) []byte {
+func jsonBody(v any) []byte {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		// Only the emulator's own types are marshalled; they always encode.
@@ -46,8 +46,8 @@ func emuJSON(v any) []byte {
 	return append(b, '\n')
 }
 
-func emuErrInvalid(code, param, format string, args ...any) *emuError {
-	return &emuError{
+func errInvalid(code, param, format string, args ...any) *apiError {
+	return &apiError{
 		status:  http.StatusBadRequest,
 		typ:     "invalid_request_error",
 		code:    code,
@@ -56,30 +56,30 @@ func emuErrInvalid(code, param, format string, args ...any) *emuError {
 	}
 }
 
-func emuErrMissing(param string) *emuError {
-	return emuErrInvalid("parameter_missing", param, "Missing required param: %s.", param)
+func errMissing(param string) *apiError {
+	return errInvalid("parameter_missing", param, "Missing required param: %s.", param)
 }
 
-func emuErrUnknownParam(param string) *emuError {
-	return emuErrInvalid("parameter_unknown", param, "Received unknown parameter: %s", param)
+func errUnknownParam(param string) *apiError {
+	return errInvalid("parameter_unknown", param, "Received unknown parameter: %s", param)
 }
 
-func emuErrEmptyString(param string) *emuError {
-	return emuErrInvalid("parameter_invalid_empty", param,
+func errEmptyString(param string) *apiError {
+	return errInvalid("parameter_invalid_empty", param,
 		"You passed an empty string for '%[1]s'. We assume empty values are an attempt to unset a parameter; "+
 			"however '%[1]s' cannot be unset. You should remove '%[1]s' from your request or supply a non-empty value.", param)
 }
 
-func emuErrNoSuch(object, param, id string) *emuError {
-	e := emuErrInvalid("resource_missing", param, "No such %s: '%s'", object, id)
+func errNoSuch(object, param, id string) *apiError {
+	e := errInvalid("resource_missing", param, "No such %s: '%s'", object, id)
 	if param == "id" {
 		e.status = http.StatusNotFound
 	}
 	return e
 }
 
-func emuErrUnrecognizedURL(method, path string) *emuError {
-	return &emuError{
+func errUnrecognizedURL(method, path string) *apiError {
+	return &apiError{
 		status: http.StatusNotFound,
 		typ:    "invalid_request_error",
 		message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs "+
@@ -87,28 +87,28 @@ func emuErrUnrecognizedURL(method, path string) *emuError {
 	}
 }
 
-// emuForm is a request's parameters in Stripe's bracket encoding: a top-level
+// form is a request's parameters in Stripe's bracket encoding: a top-level
 // name is either a scalar (name=v) or carries sub-keys (name[k]=v, name[0]=v,
 // name[]=v). Whether sub-keys are a hash or a list is up to the endpoint.
-type emuForm struct {
-	params map[string]*emuParam
+type form struct {
+	params map[string]*formParam
 	// bad holds keys nested deeper than one level, which no modelled
 	// endpoint accepts.
 	bad []string
 }
 
-type emuParam struct {
+type formParam struct {
 	scalar *string
-	subs   []emuSub
+	subs   []formSub
 }
 
-type emuSub struct {
+type formSub struct {
 	key   string
 	value string
 }
 
-func parseEmuForm(values url.Values) *emuForm {
-	f := &emuForm{params: map[string]*emuParam{}}
+func parseForm(values url.Values) *form {
+	f := &form{params: map[string]*formParam{}}
 	keys := make([]string, 0, len(values))
 	for k := range values {
 		keys = append(keys, k)
@@ -116,14 +116,14 @@ func parseEmuForm(values url.Values) *emuForm {
 	sort.Strings(keys)
 	for _, k := range keys {
 		vals := values[k]
-		base, sub, hasSub, ok := splitEmuKey(k)
+		base, sub, hasSub, ok := splitFormKey(k)
 		if !ok {
 			f.bad = append(f.bad, k)
 			continue
 		}
 		p := f.params[base]
 		if p == nil {
-			p = &emuParam{}
+			p = &formParam{}
 			f.params[base] = p
 		}
 		if !hasSub {
@@ -132,15 +132,15 @@ func parseEmuForm(values url.Values) *emuForm {
 			continue
 		}
 		for _, v := range vals {
-			p.subs = append(p.subs, emuSub{key: sub, value: v})
+			p.subs = append(p.subs, formSub{key: sub, value: v})
 		}
 	}
 	return f
 }
 
-// splitEmuKey splits "name[sub]" into its parts; ok is false for deeper
+// splitFormKey splits "name[sub]" into its parts; ok is false for deeper
 // nesting or a malformed key.
-func splitEmuKey(k string) (base, sub string, hasSub, ok bool) {
+func splitFormKey(k string) (base, sub string, hasSub, ok bool) {
 	i := strings.IndexByte(k, '[')
 	if i < 0 {
 		return k, "", false, !strings.ContainsRune(k, ']') && k != ""
@@ -158,9 +158,9 @@ func splitEmuKey(k string) (base, sub string, hasSub, ok bool) {
 
 // check rejects any parameter not in allowed, in sorted order so the answer
 // is deterministic.
-func (f *emuForm) check(allowed ...string) *emuError {
+func (f *form) check(allowed ...string) *apiError {
 	if len(f.bad) > 0 {
-		return emuErrUnknownParam(f.bad[0])
+		return errUnknownParam(f.bad[0])
 	}
 	names := make([]string, 0, len(f.params))
 	for n := range f.params {
@@ -176,30 +176,30 @@ func (f *emuForm) check(allowed ...string) *emuError {
 			}
 		}
 		if !found {
-			return emuErrUnknownParam(n)
+			return errUnknownParam(n)
 		}
 	}
 	return nil
 }
 
-func (f *emuForm) has(name string) bool {
+func (f *form) has(name string) bool {
 	_, ok := f.params[name]
 	return ok
 }
 
 // str returns a scalar parameter.
-func (f *emuForm) str(name string) (string, bool, *emuError) {
+func (f *form) str(name string) (string, bool, *apiError) {
 	p, ok := f.params[name]
 	if !ok {
 		return "", false, nil
 	}
 	if p.scalar == nil || len(p.subs) > 0 {
-		return "", true, emuErrInvalid("parameter_invalid_string", name, "Invalid string: %s must be a string", name)
+		return "", true, errInvalid("parameter_invalid_string", name, "Invalid string: %s must be a string", name)
 	}
 	return *p.scalar, true, nil
 }
 
-func (f *emuForm) boolean(name string) (bool, bool, *emuError) {
+func (f *form) boolean(name string) (bool, bool, *apiError) {
 	s, ok, err := f.str(name)
 	if !ok || err != nil {
 		return false, ok, err
@@ -210,17 +210,17 @@ func (f *emuForm) boolean(name string) (bool, bool, *emuError) {
 	case "false":
 		return false, true, nil
 	}
-	return false, true, emuErrInvalid("", name, "Invalid boolean: %s", s)
+	return false, true, errInvalid("", name, "Invalid boolean: %s", s)
 }
 
-func (f *emuForm) integer(name string) (int64, bool, *emuError) {
+func (f *form) integer(name string) (int64, bool, *apiError) {
 	s, ok, err := f.str(name)
 	if !ok || err != nil {
 		return 0, ok, err
 	}
 	n, perr := strconv.ParseInt(s, 10, 64)
 	if perr != nil {
-		return 0, true, emuErrInvalid("parameter_invalid_integer", name, "Invalid integer: %s", s)
+		return 0, true, errInvalid("parameter_invalid_integer", name, "Invalid integer: %s", s)
 	}
 	return n, true, nil
 }
@@ -228,7 +228,7 @@ func (f *emuForm) integer(name string) (int64, bool, *emuError) {
 // list returns an array parameter given as name[0]=..., name[]=... in index
 // order. cleared is true when it was sent as the empty string (name=), which
 // is how Stripe clients empty an array.
-func (f *emuForm) list(name string) (vals []string, present, cleared bool, err *emuError) {
+func (f *form) list(name string) (vals []string, present, cleared bool, err *apiError) {
 	p, ok := f.params[name]
 	if !ok {
 		return nil, false, false, nil
@@ -237,7 +237,7 @@ func (f *emuForm) list(name string) (vals []string, present, cleared bool, err *
 		if *p.scalar == "" && len(p.subs) == 0 {
 			return nil, true, true, nil
 		}
-		return nil, true, false, emuErrInvalid("parameter_invalid_array", name, "Invalid array")
+		return nil, true, false, errInvalid("parameter_invalid_array", name, "Invalid array")
 	}
 	type item struct {
 		idx   int
@@ -250,7 +250,7 @@ func (f *emuForm) list(name string) (vals []string, present, cleared bool, err *
 		if s.key != "" {
 			n, perr := strconv.Atoi(s.key)
 			if perr != nil || n < 0 {
-				return nil, true, false, emuErrInvalid("parameter_invalid_array", name, "Invalid array")
+				return nil, true, false, errInvalid("parameter_invalid_array", name, "Invalid array")
 			}
 			idx = n
 		}
@@ -270,7 +270,7 @@ func (f *emuForm) list(name string) (vals []string, present, cleared bool, err *
 
 // hash returns a hash parameter given as name[key]=value. cleared is true
 // when it was sent as the empty string (name=), which unsets every key.
-func (f *emuForm) hash(name string) (vals map[string]string, present, cleared bool, err *emuError) {
+func (f *form) hash(name string) (vals map[string]string, present, cleared bool, err *apiError) {
 	p, ok := f.params[name]
 	if !ok {
 		return nil, false, false, nil
@@ -279,7 +279,7 @@ func (f *emuForm) hash(name string) (vals map[string]string, present, cleared bo
 		if *p.scalar == "" && len(p.subs) == 0 {
 			return nil, true, true, nil
 		}
-		return nil, true, false, emuErrInvalid("parameter_invalid_hash", name, "Invalid hash")
+		return nil, true, false, errInvalid("parameter_invalid_hash", name, "Invalid hash")
 	}
 	vals = make(map[string]string, len(p.subs))
 	for _, s := range p.subs {
@@ -289,15 +289,15 @@ func (f *emuForm) hash(name string) (vals map[string]string, present, cleared bo
 }
 
 const (
-	emuMetadataMaxKeys     = 50
-	emuMetadataMaxKeyLen   = 40
-	emuMetadataMaxValueLen = 500
+	metadataMaxKeys     = 50
+	metadataMaxKeyLen   = 40
+	metadataMaxValueLen = 500
 )
 
-// emuMergeMetadata applies a metadata parameter to existing: an empty value
+// mergeMetadata applies a metadata parameter to existing: an empty value
 // deletes its key, "metadata=" deletes every key, other keys merge. Lengths
 // are counted in characters (runes).
-func emuMergeMetadata(existing, given map[string]string, cleared bool) (map[string]string, *emuError) {
+func mergeMetadata(existing, given map[string]string, cleared bool) (map[string]string, *apiError) {
 	out := map[string]string{}
 	if !cleared {
 		for k, v := range existing {
@@ -312,17 +312,17 @@ func emuMergeMetadata(existing, given map[string]string, cleared bool) (map[stri
 	for _, k := range keys {
 		v := given[k]
 		if k == "" {
-			return nil, emuErrInvalid("", "metadata", "Invalid metadata: metadata keys must not be empty.")
+			return nil, errInvalid("", "metadata", "Invalid metadata: metadata keys must not be empty.")
 		}
-		if n := utf8.RuneCountInString(k); n > emuMetadataMaxKeyLen {
-			return nil, emuErrInvalid("", "metadata",
+		if n := utf8.RuneCountInString(k); n > metadataMaxKeyLen {
+			return nil, errInvalid("", "metadata",
 				"Invalid metadata: metadata keys can be a maximum of %d characters, but '%s' is %d characters.",
-				emuMetadataMaxKeyLen, k, n)
+				metadataMaxKeyLen, k, n)
 		}
-		if n := utf8.RuneCountInString(v); n > emuMetadataMaxValueLen {
-			return nil, emuErrInvalid("", "metadata",
+		if n := utf8.RuneCountInString(v); n > metadataMaxValueLen {
+			return nil, errInvalid("", "metadata",
 				"Invalid metadata: metadata values can be a maximum of %d characters, but the value for '%s' is %d characters.",
-				emuMetadataMaxValueLen, k, n)
+				metadataMaxValueLen, k, n)
 		}
 		if v == "" {
 			delete(out, k)
@@ -330,10 +330,10 @@ func emuMergeMetadata(existing, given map[string]string, cleared bool) (map[stri
 		}
 		out[k] = v
 	}
-	if len(out) > emuMetadataMaxKeys {
-		return nil, emuErrInvalid("", "metadata",
+	if len(out) > metadataMaxKeys {
+		return nil, errInvalid("", "metadata",
 			"Invalid metadata: metadata can have up to %d keys, but this object would have %d keys.",
-			emuMetadataMaxKeys, len(out))
+			metadataMaxKeys, len(out))
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"math/rand/v2"
@@ -7,27 +7,29 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
 const (
-	emuMaxImages       = 8
-	emuMaxImageURLLen  = 2048
-	emuMaxLookupKeyLen = 200
-	emuMaxLookupKeys   = 10
-	emuDefaultLimit    = 10
-	emuMaxLimit        = 100
+	maxImages       = 8
+	maxImageURLLen  = 2048
+	maxLookupKeyLen = 200
+	maxLookupKeys   = 10
+	defaultLimit    = 10
+	maxLimit        = 100
 )
 
-// emuAccount is one account's objects. seq orders objects by creation, so
+// accountState is one account's objects. seq orders objects by creation, so
 // lists are stable even when several share a Created second.
-type emuAccount struct {
-	products map[string]*emuProduct
-	prices   map[string]*emuPrice
+type accountState struct {
+	products map[string]*productRecord
+	prices   map[string]*priceRecord
 	// lookupKeys maps a lookup key to the id of the Price holding it.
 	lookupKeys map[string]string
 }
 
-type emuProduct struct {
+type productRecord struct {
 	seq         uint64
 	id          string
 	name        string
@@ -39,7 +41,7 @@ type emuProduct struct {
 	updated     int64
 }
 
-type emuPrice struct {
+type priceRecord struct {
 	seq        uint64
 	id         string
 	product    string
@@ -52,8 +54,8 @@ type emuPrice struct {
 	created    int64
 }
 
-// emuProductJSON is a Product as Stripe renders it.
-type emuProductJSON struct {
+// productJSON is a Product as Stripe renders it.
+type productJSON struct {
 	ID                  string            `json:"id"`
 	Object              string            `json:"object"`
 	Active              bool              `json:"active"`
@@ -77,8 +79,8 @@ type emuProductJSON struct {
 	URL                 *string           `json:"url"`
 }
 
-// emuPriceJSON is a Price as Stripe renders it.
-type emuPriceJSON struct {
+// priceJSON is a Price as Stripe renders it.
+type priceJSON struct {
 	ID                string            `json:"id"`
 	Object            string            `json:"object"`
 	Active            bool              `json:"active"`
@@ -100,43 +102,43 @@ type emuPriceJSON struct {
 	UnitAmountDecimal string            `json:"unit_amount_decimal"`
 }
 
-type emuListJSON struct {
+type listJSON struct {
 	Object  string `json:"object"`
 	Data    []any  `json:"data"`
 	HasMore bool   `json:"has_more"`
 	URL     string `json:"url"`
 }
 
-func (p *emuProduct) render() emuProductJSON {
+func (p *productRecord) render() productJSON {
 	images := append([]string{}, p.images...)
-	return emuProductJSON{
+	return productJSON{
 		ID:                p.id,
 		Object:            "product",
 		Active:            p.active,
 		Attributes:        []string{},
 		Created:           p.created,
-		Description:       emuCopyStringPtr(p.description),
+		Description:       copyStringPtr(p.description),
 		Features:          []any{},
 		Images:            images,
 		MarketingFeatures: []any{},
-		Metadata:          emuCopyMetadata(p.metadata),
+		Metadata:          copyMetadata(p.metadata),
 		Name:              p.name,
 		Type:              "service",
 		Updated:           p.updated,
 	}
 }
 
-func (p *emuPrice) render() emuPriceJSON {
-	return emuPriceJSON{
+func (p *priceRecord) render() priceJSON {
+	return priceJSON{
 		ID:                p.id,
 		Object:            "price",
 		Active:            p.active,
 		BillingScheme:     "per_unit",
 		Created:           p.created,
 		Currency:          p.currency,
-		LookupKey:         emuCopyStringPtr(p.lookupKey),
-		Metadata:          emuCopyMetadata(p.metadata),
-		Nickname:          emuCopyStringPtr(p.nickname),
+		LookupKey:         copyStringPtr(p.lookupKey),
+		Metadata:          copyMetadata(p.metadata),
+		Nickname:          copyStringPtr(p.nickname),
 		Product:           p.product,
 		TaxBehavior:       "unspecified",
 		Type:              "one_time",
@@ -145,13 +147,13 @@ func (p *emuPrice) render() emuPriceJSON {
 	}
 }
 
-func (p emuProductJSON) toProduct() Product {
-	out := Product{
+func (p productJSON) toProduct() stripeclient.Product {
+	out := stripeclient.Product{
 		ID:       p.ID,
 		Name:     p.Name,
 		Images:   append([]string{}, p.Images...),
 		Active:   p.Active,
-		Metadata: emuCopyMetadata(p.Metadata),
+		Metadata: copyMetadata(p.Metadata),
 		Created:  p.Created,
 	}
 	if p.Description != nil {
@@ -160,14 +162,14 @@ func (p emuProductJSON) toProduct() Product {
 	return out
 }
 
-func (p emuPriceJSON) toPrice() Price {
-	out := Price{
+func (p priceJSON) toPrice() stripeclient.Price {
+	out := stripeclient.Price{
 		ID:         p.ID,
 		Product:    p.Product,
 		Currency:   p.Currency,
 		UnitAmount: p.UnitAmount,
 		Active:     p.Active,
-		Metadata:   emuCopyMetadata(p.Metadata),
+		Metadata:   copyMetadata(p.Metadata),
 		Created:    p.Created,
 	}
 	if p.Nickname != nil {
@@ -179,7 +181,7 @@ func (p emuPriceJSON) toPrice() Price {
 	return out
 }
 
-func emuCopyStringPtr(s *string) *string {
+func copyStringPtr(s *string) *string {
 	if s == nil {
 		return nil
 	}
@@ -187,7 +189,7 @@ func emuCopyStringPtr(s *string) *string {
 	return &v
 }
 
-func emuCopyMetadata(m map[string]string) map[string]string {
+func copyMetadata(m map[string]string) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		out[k] = v
@@ -195,30 +197,30 @@ func emuCopyMetadata(m map[string]string) map[string]string {
 	return out
 }
 
-const emuIDAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-// newEmuID returns prefix plus 14 random alphanumerics, like Stripe's ids.
-func newEmuID(prefix string) string {
+// newID returns prefix plus 14 random alphanumerics, like Stripe's ids.
+func newID(prefix string) string {
 	b := make([]byte, 14)
 	for i := range b {
-		b[i] = emuIDAlphabet[rand.IntN(len(emuIDAlphabet))]
+		b[i] = idAlphabet[rand.IntN(len(idAlphabet))]
 	}
 	return prefix + string(b)
 }
 
-// emuCall is one API request being handled, under the emulator's mutex.
-type emuCall struct {
+// call is one API request being handled, under the emulator's mutex.
+type call struct {
 	method  string
 	path    string
 	account string
 	// id is the object id from the path, if the route has one.
 	id   string
-	form *emuForm
+	form *form
 }
 
-// emuRoute names the handler for a method and path; ok is false for an
+// routeOf names the handler for a method and path; ok is false for an
 // unknown route.
-func emuRoute(method, escapedPath string) (op, id string, ok bool) {
+func routeOf(method, escapedPath string) (op, id string, ok bool) {
 	segs := strings.Split(strings.TrimPrefix(escapedPath, "/"), "/")
 	if len(segs) < 2 || len(segs) > 3 || segs[0] != "v1" {
 		return "", "", false
@@ -254,7 +256,7 @@ func emuRoute(method, escapedPath string) (op, id string, ok bool) {
 
 // handle runs one API call against the state and returns the object (or
 // list) to render. The caller holds e.mu.
-func (e *Emulator) handle(op string, c *emuCall) (any, string, *emuError) {
+func (e *Emulator) handle(op string, c *call) (any, string, *apiError) {
 	switch op {
 	case "product.create":
 		return e.createProduct(c)
@@ -273,17 +275,17 @@ func (e *Emulator) handle(op string, c *emuCall) (any, string, *emuError) {
 	case "price.list":
 		return e.listPrices(c)
 	}
-	return nil, "", emuErrUnrecognizedURL(c.method, c.path)
+	return nil, "", errUnrecognizedURL(c.method, c.path)
 }
 
 // account returns the state of account, creating it when create is true;
 // it returns nil for an account never written to when create is false.
-func (e *Emulator) account(account string, create bool) *emuAccount {
+func (e *Emulator) account(account string, create bool) *accountState {
 	a := e.accounts[account]
 	if a == nil && create {
-		a = &emuAccount{
-			products:   map[string]*emuProduct{},
-			prices:     map[string]*emuPrice{},
+		a = &accountState{
+			products:   map[string]*productRecord{},
+			prices:     map[string]*priceRecord{},
 			lookupKeys: map[string]string{},
 		}
 		e.accounts[account] = a
@@ -291,39 +293,39 @@ func (e *Emulator) account(account string, create bool) *emuAccount {
 	return a
 }
 
-func (e *Emulator) lookupProduct(account, id string) *emuProduct {
+func (e *Emulator) lookupProduct(account, id string) *productRecord {
 	if a := e.account(account, false); a != nil {
 		return a.products[id]
 	}
 	return nil
 }
 
-func (e *Emulator) lookupPrice(account, id string) *emuPrice {
+func (e *Emulator) lookupPrice(account, id string) *priceRecord {
 	if a := e.account(account, false); a != nil {
 		return a.prices[id]
 	}
 	return nil
 }
 
-func emuValidateImages(vals []string) *emuError {
-	if len(vals) > emuMaxImages {
-		return emuErrInvalid("", "images",
-			"Invalid array: images can have at most %d elements, but you passed %d.", emuMaxImages, len(vals))
+func validateImages(vals []string) *apiError {
+	if len(vals) > maxImages {
+		return errInvalid("", "images",
+			"Invalid array: images can have at most %d elements, but you passed %d.", maxImages, len(vals))
 	}
 	for i, v := range vals {
 		param := "images[" + strconv.Itoa(i) + "]"
 		u, err := url.Parse(v)
 		if v == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-			len(v) > emuMaxImageURLLen {
-			return emuErrInvalid("url_invalid", param, "Not a valid URL")
+			len(v) > maxImageURLLen {
+			return errInvalid("url_invalid", param, "Not a valid URL")
 		}
 	}
 	return nil
 }
 
-// emuProductFields is the validated, not yet applied, content of a product
+// productFields is the validated, not yet applied, content of a product
 // create or update.
-type emuProductFields struct {
+type productFields struct {
 	name        *string
 	description *string
 	unsetDesc   bool
@@ -335,28 +337,28 @@ type emuProductFields struct {
 	setMeta     bool
 }
 
-func emuParseProductFields(f *emuForm, create bool) (emuProductFields, *emuError) {
-	var pf emuProductFields
+func parseProductFields(f *form, create bool) (productFields, *apiError) {
+	var pf productFields
 	if name, ok, err := f.str("name"); err != nil {
 		return pf, err
 	} else if ok {
 		switch {
 		case name == "":
-			return pf, emuErrEmptyString("name")
+			return pf, errEmptyString("name")
 		case strings.TrimSpace(name) == "":
-			return pf, emuErrInvalid("parameter_invalid_string_blank", "name",
+			return pf, errInvalid("parameter_invalid_string_blank", "name",
 				"The parameter name cannot be blank. Please remove it from your request or supply a non-blank value.")
 		}
 		pf.name = &name
 	} else if create {
-		return pf, emuErrMissing("name")
+		return pf, errMissing("name")
 	}
 	if desc, ok, err := f.str("description"); err != nil {
 		return pf, err
 	} else if ok {
 		if desc == "" {
 			if create {
-				return pf, emuErrEmptyString("description")
+				return pf, errEmptyString("description")
 			}
 			pf.unsetDesc = true
 		} else {
@@ -369,7 +371,7 @@ func emuParseProductFields(f *emuForm, create bool) (emuProductFields, *emuError
 	}
 	if ok {
 		if !cleared {
-			if err := emuValidateImages(images); err != nil {
+			if err := validateImages(images); err != nil {
 				return pf, err
 			}
 		}
@@ -390,12 +392,12 @@ func emuParseProductFields(f *emuForm, create bool) (emuProductFields, *emuError
 	return pf, nil
 }
 
-func (e *Emulator) createProduct(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) createProduct(c *call) (any, string, *apiError) {
 	f := c.form
 	if err := f.check("id", "name", "description", "images", "active", "metadata", "expand"); err != nil {
 		return nil, "", err
 	}
-	pf, err := emuParseProductFields(f, true)
+	pf, err := parseProductFields(f, true)
 	if err != nil {
 		return nil, "", err
 	}
@@ -404,24 +406,24 @@ func (e *Emulator) createProduct(c *emuCall) (any, string, *emuError) {
 		return nil, "", err
 	}
 	if hasID && id == "" {
-		return nil, "", emuErrEmptyString("id")
+		return nil, "", errEmptyString("id")
 	}
-	meta, err := emuMergeMetadata(nil, pf.metadata, pf.metaCleared)
+	meta, err := mergeMetadata(nil, pf.metadata, pf.metaCleared)
 	if err != nil {
 		return nil, "", err
 	}
 	if hasID {
 		if e.lookupProduct(c.account, id) != nil {
-			return nil, "", emuErrInvalid("resource_already_exists", "id", "Product already exists.")
+			return nil, "", errInvalid("resource_already_exists", "id", "Product already exists.")
 		}
 	} else {
 		for id == "" || e.lookupProduct(c.account, id) != nil {
-			id = newEmuID("prod_")
+			id = newID("prod_")
 		}
 	}
 	now := e.clock().Unix()
 	e.seq++
-	p := &emuProduct{
+	p := &productRecord{
 		seq:         e.seq,
 		id:          id,
 		name:        *pf.name,
@@ -436,22 +438,22 @@ func (e *Emulator) createProduct(c *emuCall) (any, string, *emuError) {
 	return p.render(), id, nil
 }
 
-func (e *Emulator) updateProduct(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) updateProduct(c *call) (any, string, *apiError) {
 	f := c.form
 	if err := f.check("name", "description", "images", "active", "metadata", "expand"); err != nil {
 		return nil, c.id, err
 	}
-	pf, err := emuParseProductFields(f, false)
+	pf, err := parseProductFields(f, false)
 	if err != nil {
 		return nil, c.id, err
 	}
 	p := e.lookupProduct(c.account, c.id)
 	if p == nil {
-		return nil, c.id, emuErrNoSuch("product", "id", c.id)
+		return nil, c.id, errNoSuch("product", "id", c.id)
 	}
 	meta := p.metadata
 	if pf.setMeta {
-		if meta, err = emuMergeMetadata(p.metadata, pf.metadata, pf.metaCleared); err != nil {
+		if meta, err = mergeMetadata(p.metadata, pf.metadata, pf.metaCleared); err != nil {
 			return nil, c.id, err
 		}
 	}
@@ -474,33 +476,33 @@ func (e *Emulator) updateProduct(c *emuCall) (any, string, *emuError) {
 	return p.render(), p.id, nil
 }
 
-func (e *Emulator) getProduct(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) getProduct(c *call) (any, string, *apiError) {
 	if err := c.form.check("expand"); err != nil {
 		return nil, c.id, err
 	}
 	p := e.lookupProduct(c.account, c.id)
 	if p == nil {
-		return nil, c.id, emuErrNoSuch("product", "id", c.id)
+		return nil, c.id, errNoSuch("product", "id", c.id)
 	}
 	return p.render(), p.id, nil
 }
 
-// emuListItem is what paging needs to know of an object.
-type emuListItem struct {
+// listItem is what paging needs to know of an object.
+type listItem struct {
 	seq    uint64
 	render func() any
 }
 
-// emuPageParams reads limit, starting_after and ending_before; cursorSeq
+// pageParams reads limit, starting_after and ending_before; cursorSeq
 // resolves a cursor id to its object's seq on the account.
-func emuPageParams(f *emuForm, object string, cursorSeq func(string) (uint64, bool)) (limit int, after, before uint64, err *emuError) {
-	limit = emuDefaultLimit
+func pageParams(f *form, object string, cursorSeq func(string) (uint64, bool)) (limit int, after, before uint64, err *apiError) {
+	limit = defaultLimit
 	if n, ok, perr := f.integer("limit"); perr != nil {
 		return 0, 0, 0, perr
 	} else if ok {
-		if n < 1 || n > emuMaxLimit {
-			return 0, 0, 0, emuErrInvalid("", "limit",
-				"Invalid integer: limit must be between 1 and %d, but you passed %d.", emuMaxLimit, n)
+		if n < 1 || n > maxLimit {
+			return 0, 0, 0, errInvalid("", "limit",
+				"Invalid integer: limit must be between 1 and %d, but you passed %d.", maxLimit, n)
 		}
 		limit = int(n)
 	}
@@ -514,7 +516,7 @@ func emuPageParams(f *emuForm, object string, cursorSeq func(string) (uint64, bo
 		}
 		seq, found := cursorSeq(id)
 		if !found {
-			return 0, 0, 0, emuErrNoSuch(object, name, id)
+			return 0, 0, 0, errNoSuch(object, name, id)
 		}
 		if name == "starting_after" {
 			after = seq
@@ -523,16 +525,16 @@ func emuPageParams(f *emuForm, object string, cursorSeq func(string) (uint64, bo
 		}
 	}
 	if after != 0 && before != 0 {
-		return 0, 0, 0, emuErrInvalid("parameters_exclusive", "ending_before",
+		return 0, 0, 0, errInvalid("parameters_exclusive", "ending_before",
 			"You may only specify one of these parameters: ending_before, starting_after.")
 	}
 	return limit, after, before, nil
 }
 
 // page cuts one page, newest first, out of items.
-func emuPage(items []emuListItem, limit int, after, before uint64, listURL string) emuListJSON {
+func cutPage(items []listItem, limit int, after, before uint64, listURL string) listJSON {
 	sort.Slice(items, func(i, j int) bool { return items[i].seq > items[j].seq })
-	var sel []emuListItem
+	var sel []listItem
 	hasMore := false
 	switch {
 	case after != 0:
@@ -559,20 +561,20 @@ func emuPage(items []emuListItem, limit int, after, before uint64, listURL strin
 			sel, hasMore = sel[:limit], true
 		}
 	}
-	out := emuListJSON{Object: "list", Data: []any{}, HasMore: hasMore, URL: listURL}
+	out := listJSON{Object: "list", Data: []any{}, HasMore: hasMore, URL: listURL}
 	for _, it := range sel {
 		out.Data = append(out.Data, it.render())
 	}
 	return out
 }
 
-func (e *Emulator) listProducts(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) listProducts(c *call) (any, string, *apiError) {
 	f := c.form
 	if err := f.check("limit", "starting_after", "ending_before", "active", "ids", "expand"); err != nil {
 		return nil, "", err
 	}
 	acct := e.account(c.account, false)
-	limit, after, before, err := emuPageParams(f, "product", func(id string) (uint64, bool) {
+	limit, after, before, err := pageParams(f, "product", func(id string) (uint64, bool) {
 		if acct == nil || acct.products[id] == nil {
 			return 0, false
 		}
@@ -589,22 +591,22 @@ func (e *Emulator) listProducts(c *emuCall) (any, string, *emuError) {
 	if err != nil {
 		return nil, "", err
 	}
-	var items []emuListItem
+	var items []listItem
 	if acct != nil {
 		for _, p := range acct.products {
 			if filterActive && p.active != active {
 				continue
 			}
-			if filterIDs && !emuContainsString(ids, p.id) {
+			if filterIDs && !containsString(ids, p.id) {
 				continue
 			}
-			items = append(items, emuListItem{seq: p.seq, render: func() any { return p.render() }})
+			items = append(items, listItem{seq: p.seq, render: func() any { return p.render() }})
 		}
 	}
-	return emuPage(items, limit, after, before, "/v1/products"), "", nil
+	return cutPage(items, limit, after, before, "/v1/products"), "", nil
 }
 
-func emuContainsString(list []string, s string) bool {
+func containsString(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
 			return true
@@ -613,9 +615,9 @@ func emuContainsString(list []string, s string) bool {
 	return false
 }
 
-// emuPriceFields is the validated, not yet applied, content of a price create
+// priceFields is the validated, not yet applied, content of a price create
 // or update.
-type emuPriceFields struct {
+type priceFields struct {
 	nickname      *string
 	unsetNickname bool
 	lookupKey     *string
@@ -627,14 +629,14 @@ type emuPriceFields struct {
 	setMeta       bool
 }
 
-func emuParsePriceFields(f *emuForm, create bool) (emuPriceFields, *emuError) {
-	var pf emuPriceFields
+func parsePriceFields(f *form, create bool) (priceFields, *apiError) {
+	var pf priceFields
 	if nick, ok, err := f.str("nickname"); err != nil {
 		return pf, err
 	} else if ok {
 		if nick == "" {
 			if create {
-				return pf, emuErrEmptyString("nickname")
+				return pf, errEmptyString("nickname")
 			}
 			pf.unsetNickname = true
 		} else {
@@ -646,12 +648,12 @@ func emuParsePriceFields(f *emuForm, create bool) (emuPriceFields, *emuError) {
 	} else if ok {
 		switch {
 		case key == "" && create:
-			return pf, emuErrEmptyString("lookup_key")
+			return pf, errEmptyString("lookup_key")
 		case key == "":
 			pf.unsetLookup = true
-		case utf8.RuneCountInString(key) > emuMaxLookupKeyLen:
-			return pf, emuErrInvalid("", "lookup_key",
-				"Invalid string: lookup_key must be at most %d characters.", emuMaxLookupKeyLen)
+		case utf8.RuneCountInString(key) > maxLookupKeyLen:
+			return pf, errInvalid("", "lookup_key",
+				"Invalid string: lookup_key must be at most %d characters.", maxLookupKeyLen)
 		default:
 			pf.lookupKey = &key
 		}
@@ -676,10 +678,10 @@ func emuParsePriceFields(f *emuForm, create bool) (emuPriceFields, *emuError) {
 	return pf, nil
 }
 
-// emuClaimLookupKey checks that price may take key and returns the Price that
+// claimLookupKey checks that price may take key and returns the Price that
 // holds it now (to be cleared when the change commits), or an error when it
 // is held and transfer is false.
-func emuClaimLookupKey(acct *emuAccount, priceID, key string, transfer bool) (*emuPrice, *emuError) {
+func claimLookupKey(acct *accountState, priceID, key string, transfer bool) (*priceRecord, *apiError) {
 	if acct == nil {
 		return nil, nil
 	}
@@ -688,13 +690,13 @@ func emuClaimLookupKey(acct *emuAccount, priceID, key string, transfer bool) (*e
 		return nil, nil
 	}
 	if !transfer {
-		return nil, emuErrInvalid("", "lookup_key",
+		return nil, errInvalid("", "lookup_key",
 			"A price (`%s`) already uses that lookup key. Use `transfer_lookup_key` to transfer the lookup key to this price.", holder)
 	}
 	return acct.prices[holder], nil
 }
 
-func emuIsCurrency(s string) bool {
+func isCurrency(s string) bool {
 	if len(s) != 3 {
 		return false
 	}
@@ -706,7 +708,7 @@ func emuIsCurrency(s string) bool {
 	return true
 }
 
-func (e *Emulator) createPrice(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) createPrice(c *call) (any, string, *apiError) {
 	f := c.form
 	if err := f.check("product", "currency", "unit_amount", "nickname", "lookup_key",
 		"transfer_lookup_key", "active", "metadata", "expand"); err != nil {
@@ -717,57 +719,57 @@ func (e *Emulator) createPrice(c *emuCall) (any, string, *emuError) {
 		return nil, "", err
 	}
 	if !ok {
-		return nil, "", emuErrMissing("product")
+		return nil, "", errMissing("product")
 	}
 	if product == "" {
-		return nil, "", emuErrEmptyString("product")
+		return nil, "", errEmptyString("product")
 	}
 	currency, ok, err := f.str("currency")
 	if err != nil {
 		return nil, "", err
 	}
 	if !ok {
-		return nil, "", emuErrMissing("currency")
+		return nil, "", errMissing("currency")
 	}
 	currency = strings.ToLower(currency)
-	if !emuIsCurrency(currency) {
-		return nil, "", emuErrInvalid("", "currency", "Invalid currency: %s.", currency)
+	if !isCurrency(currency) {
+		return nil, "", errInvalid("", "currency", "Invalid currency: %s.", currency)
 	}
 	amount, ok, err := f.integer("unit_amount")
 	if err != nil {
 		return nil, "", err
 	}
 	if !ok {
-		return nil, "", emuErrMissing("unit_amount")
+		return nil, "", errMissing("unit_amount")
 	}
 	if amount < 0 {
-		return nil, "", emuErrInvalid("", "unit_amount",
+		return nil, "", errInvalid("", "unit_amount",
 			"Invalid unit_amount: this value must be greater than or equal to 0.")
 	}
-	pf, err := emuParsePriceFields(f, true)
+	pf, err := parsePriceFields(f, true)
 	if err != nil {
 		return nil, "", err
 	}
-	meta, err := emuMergeMetadata(nil, pf.metadata, pf.metaCleared)
+	meta, err := mergeMetadata(nil, pf.metadata, pf.metaCleared)
 	if err != nil {
 		return nil, "", err
 	}
 	if e.lookupProduct(c.account, product) == nil {
-		return nil, "", emuErrNoSuch("product", "product", product)
+		return nil, "", errNoSuch("product", "product", product)
 	}
 	acct := e.account(c.account, true)
 	id := ""
 	for id == "" || acct.prices[id] != nil {
-		id = newEmuID("price_")
+		id = newID("price_")
 	}
-	var oldHolder *emuPrice
+	var oldHolder *priceRecord
 	if pf.lookupKey != nil {
-		if oldHolder, err = emuClaimLookupKey(acct, id, *pf.lookupKey, pf.transfer); err != nil {
+		if oldHolder, err = claimLookupKey(acct, id, *pf.lookupKey, pf.transfer); err != nil {
 			return nil, "", err
 		}
 	}
 	e.seq++
-	p := &emuPrice{
+	p := &priceRecord{
 		seq:        e.seq,
 		id:         id,
 		product:    product,
@@ -780,13 +782,13 @@ func (e *Emulator) createPrice(c *emuCall) (any, string, *emuError) {
 	}
 	acct.prices[id] = p
 	if pf.lookupKey != nil {
-		emuSetLookupKey(acct, p, *pf.lookupKey, oldHolder)
+		setLookupKey(acct, p, *pf.lookupKey, oldHolder)
 	}
 	return p.render(), id, nil
 }
 
-// emuSetLookupKey gives key to p, taking it from oldHolder if there is one.
-func emuSetLookupKey(acct *emuAccount, p *emuPrice, key string, oldHolder *emuPrice) {
+// setLookupKey gives key to p, taking it from oldHolder if there is one.
+func setLookupKey(acct *accountState, p *priceRecord, key string, oldHolder *priceRecord) {
 	if oldHolder != nil {
 		oldHolder.lookupKey = nil
 	}
@@ -798,34 +800,34 @@ func emuSetLookupKey(acct *emuAccount, p *emuPrice, key string, oldHolder *emuPr
 	acct.lookupKeys[key] = p.id
 }
 
-func (e *Emulator) updatePrice(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) updatePrice(c *call) (any, string, *apiError) {
 	f := c.form
 	for _, immutable := range []string{"unit_amount", "currency", "product"} {
 		if f.has(immutable) {
-			return nil, c.id, emuErrUnknownParam(immutable)
+			return nil, c.id, errUnknownParam(immutable)
 		}
 	}
 	if err := f.check("nickname", "lookup_key", "transfer_lookup_key", "active", "metadata", "expand"); err != nil {
 		return nil, c.id, err
 	}
-	pf, err := emuParsePriceFields(f, false)
+	pf, err := parsePriceFields(f, false)
 	if err != nil {
 		return nil, c.id, err
 	}
 	p := e.lookupPrice(c.account, c.id)
 	if p == nil {
-		return nil, c.id, emuErrNoSuch("price", "id", c.id)
+		return nil, c.id, errNoSuch("price", "id", c.id)
 	}
 	acct := e.account(c.account, false)
 	meta := p.metadata
 	if pf.setMeta {
-		if meta, err = emuMergeMetadata(p.metadata, pf.metadata, pf.metaCleared); err != nil {
+		if meta, err = mergeMetadata(p.metadata, pf.metadata, pf.metaCleared); err != nil {
 			return nil, c.id, err
 		}
 	}
-	var oldHolder *emuPrice
+	var oldHolder *priceRecord
 	if pf.lookupKey != nil {
-		if oldHolder, err = emuClaimLookupKey(acct, p.id, *pf.lookupKey, pf.transfer); err != nil {
+		if oldHolder, err = claimLookupKey(acct, p.id, *pf.lookupKey, pf.transfer); err != nil {
 			return nil, c.id, err
 		}
 	}
@@ -841,7 +843,7 @@ func (e *Emulator) updatePrice(c *emuCall) (any, string, *emuError) {
 		}
 		p.lookupKey = nil
 	case pf.lookupKey != nil:
-		emuSetLookupKey(acct, p, *pf.lookupKey, oldHolder)
+		setLookupKey(acct, p, *pf.lookupKey, oldHolder)
 	}
 	if pf.active != nil {
 		p.active = *pf.active
@@ -850,25 +852,25 @@ func (e *Emulator) updatePrice(c *emuCall) (any, string, *emuError) {
 	return p.render(), p.id, nil
 }
 
-func (e *Emulator) getPrice(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) getPrice(c *call) (any, string, *apiError) {
 	if err := c.form.check("expand"); err != nil {
 		return nil, c.id, err
 	}
 	p := e.lookupPrice(c.account, c.id)
 	if p == nil {
-		return nil, c.id, emuErrNoSuch("price", "id", c.id)
+		return nil, c.id, errNoSuch("price", "id", c.id)
 	}
 	return p.render(), p.id, nil
 }
 
-func (e *Emulator) listPrices(c *emuCall) (any, string, *emuError) {
+func (e *Emulator) listPrices(c *call) (any, string, *apiError) {
 	f := c.form
 	if err := f.check("limit", "starting_after", "ending_before", "active", "product", "currency",
 		"lookup_keys", "type", "expand"); err != nil {
 		return nil, "", err
 	}
 	acct := e.account(c.account, false)
-	limit, after, before, err := emuPageParams(f, "price", func(id string) (uint64, bool) {
+	limit, after, before, err := pageParams(f, "price", func(id string) (uint64, bool) {
 		if acct == nil || acct.prices[id] == nil {
 			return 0, false
 		}
@@ -894,17 +896,17 @@ func (e *Emulator) listPrices(c *emuCall) (any, string, *emuError) {
 		return nil, "", err
 	}
 	if filterType && typ != "one_time" && typ != "recurring" {
-		return nil, "", emuErrInvalid("", "type", "Invalid type: must be one of one_time or recurring")
+		return nil, "", errInvalid("", "type", "Invalid type: must be one of one_time or recurring")
 	}
 	keys, filterKeys, _, err := f.list("lookup_keys")
 	if err != nil {
 		return nil, "", err
 	}
-	if len(keys) > emuMaxLookupKeys {
-		return nil, "", emuErrInvalid("", "lookup_keys",
-			"Invalid array: lookup_keys can have at most %d elements, but you passed %d.", emuMaxLookupKeys, len(keys))
+	if len(keys) > maxLookupKeys {
+		return nil, "", errInvalid("", "lookup_keys",
+			"Invalid array: lookup_keys can have at most %d elements, but you passed %d.", maxLookupKeys, len(keys))
 	}
-	var items []emuListItem
+	var items []listItem
 	if acct != nil {
 		for _, p := range acct.prices {
 			switch {
@@ -912,11 +914,11 @@ func (e *Emulator) listPrices(c *emuCall) (any, string, *emuError) {
 				filterProduct && p.product != product,
 				filterCurrency && p.currency != strings.ToLower(currency),
 				filterType && typ != "one_time",
-				filterKeys && (p.lookupKey == nil || !emuContainsString(keys, *p.lookupKey)):
+				filterKeys && (p.lookupKey == nil || !containsString(keys, *p.lookupKey)):
 				continue
 			}
-			items = append(items, emuListItem{seq: p.seq, render: func() any { return p.render() }})
+			items = append(items, listItem{seq: p.seq, render: func() any { return p.render() }})
 		}
 	}
-	return emuPage(items, limit, after, before, "/v1/prices"), "", nil
+	return cutPage(items, limit, after, before, "/v1/prices"), "", nil
 }

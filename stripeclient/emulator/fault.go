@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"encoding/json"
@@ -54,7 +54,7 @@ type Fault struct {
 	// is used up. Defaults to 0, which applies it until ClearFaults.
 	Times int
 	// Probability is the fraction of matching requests the fault applies
-	// to, drawn from a source seeded with EmulatorOptions.Seed. Defaults to
+	// to, drawn from a source seeded with Options.Seed. Defaults to
 	// 0, which applies it to every matching request.
 	Probability float64
 	// Latency is FaultLatency's delay.
@@ -67,8 +67,8 @@ type Fault struct {
 	RetryAfter time.Duration
 }
 
-// emuFaultWire is Fault's JSON form on the control surface.
-type emuFaultWire struct {
+// faultWire is Fault's JSON form on the control surface.
+type faultWire struct {
 	Kind         FaultKind `json:"kind"`
 	Method       string    `json:"method,omitempty"`
 	PathPrefix   string    `json:"path_prefix,omitempty"`
@@ -83,7 +83,7 @@ type emuFaultWire struct {
 // MarshalJSON encodes f with snake_case names and durations as latency_ms,
 // latency_max_ms and retry_after_s.
 func (f Fault) MarshalJSON() ([]byte, error) {
-	return json.Marshal(emuFaultWire{
+	return json.Marshal(faultWire{
 		Kind:         f.Kind,
 		Method:       f.Method,
 		PathPrefix:   f.PathPrefix,
@@ -99,7 +99,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON decodes the form MarshalJSON writes. Returns an error for an
 // unknown field or Kind, a negative Times, or a Probability outside [0, 1].
 func (f *Fault) UnmarshalJSON(b []byte) error {
-	var w emuFaultWire
+	var w faultWire
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
@@ -133,13 +133,13 @@ func (f Fault) validate() error {
 	return nil
 }
 
-// emuActiveFault is an added Fault with its remaining uses.
-type emuActiveFault struct {
+// activeFault is an added Fault with its remaining uses.
+type activeFault struct {
 	Fault
 	remaining int
 }
 
-func (f *emuActiveFault) matches(method, path, account string) bool {
+func (f *activeFault) matches(method, path, account string) bool {
 	return (f.Method == "" || strings.EqualFold(f.Method, method)) &&
 		strings.HasPrefix(path, f.PathPrefix) &&
 		(f.Account == "" || f.Account == account)
@@ -156,7 +156,7 @@ func (e *Emulator) AddFault(f Fault) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = append(e.faults, &emuActiveFault{Fault: f, remaining: f.Times})
+	e.faults = append(e.faults, &activeFault{Fault: f, remaining: f.Times})
 }
 
 // ClearFaults removes every fault. FaultsInjected keeps its counts.
@@ -253,8 +253,8 @@ func (e *Emulator) admitRate(now time.Time) bool {
 	return true
 }
 
-func emuErrRateLimited() *emuError {
-	return &emuError{
+func errRateLimited() *apiError {
+	return &apiError{
 		status:  429,
 		typ:     "invalid_request_error",
 		code:    "rate_limit",
@@ -262,8 +262,8 @@ func emuErrRateLimited() *emuError {
 	}
 }
 
-func emuErrInjected500() *emuError {
-	return &emuError{
+func errInjected500() *apiError {
+	return &apiError{
 		status:  500,
 		typ:     "api_error",
 		message: "An unknown error occurred (injected by the Stripe emulator).",

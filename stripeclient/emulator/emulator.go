@@ -1,4 +1,4 @@
-package stripeclient
+package emulator
 
 import (
 	"crypto/subtle"
@@ -14,13 +14,15 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-// emuMaxBody caps a request body; Stripe's parameters are small.
-const emuMaxBody = 1 << 20
+// maxBody caps a request body; Stripe's parameters are small.
+const maxBody = 1 << 20
 
-// EmulatorOptions configures NewEmulator.
-type EmulatorOptions struct {
+// Options configures New.
+type Options struct {
 	// SecretKey, when set, is the only API key accepted: requests must carry
 	// it as "Authorization: Bearer <key>" or as the user of Basic auth, or
 	// get Stripe's 401. Defaults to empty, which accepts any request.
@@ -52,13 +54,13 @@ type Emulator struct {
 	mu       sync.Mutex
 	rng      *rand.Rand
 	seq      uint64
-	accounts map[string]*emuAccount
-	idem     map[emuIdemKey]*emuIdemEntry
+	accounts map[string]*accountState
+	idem     map[idemKey]*idemEntry
 	requests []RecordedRequest
 	writes   int
-	inFlight map[emuObjectKey][]string
+	inFlight map[objectKey][]string
 	overlaps []Overlap
-	faults   []*emuActiveFault
+	faults   []*activeFault
 	injected map[FaultKind]int
 
 	ratePerSecond int
@@ -109,25 +111,25 @@ type Overlap struct {
 	Time time.Time `json:"time"`
 }
 
-type emuIdemKey struct {
+type idemKey struct {
 	account string
 	key     string
 }
 
-type emuIdemEntry struct {
+type idemEntry struct {
 	fingerprint string
 	done        bool
 	status      int
 	body        []byte
 }
 
-type emuObjectKey struct {
+type objectKey struct {
 	account string
 	id      string
 }
 
-// NewEmulator returns an empty Emulator.
-func NewEmulator(opts EmulatorOptions) *Emulator {
+// New returns an empty Emulator.
+func New(opts Options) *Emulator {
 	clock := opts.Clock
 	if clock == nil {
 		clock = time.Now
@@ -149,11 +151,11 @@ func NewEmulator(opts EmulatorOptions) *Emulator {
 // resetLocked empties every piece of state. The caller holds e.mu (or owns e).
 func (e *Emulator) resetLocked() {
 	e.seq = 0
-	e.accounts = map[string]*emuAccount{}
-	e.idem = map[emuIdemKey]*emuIdemEntry{}
+	e.accounts = map[string]*accountState{}
+	e.idem = map[idemKey]*idemEntry{}
 	e.requests = nil
 	e.writes = 0
-	e.inFlight = map[emuObjectKey][]string{}
+	e.inFlight = map[objectKey][]string{}
 	e.overlaps = nil
 	e.faults = nil
 	e.injected = map[FaultKind]int{}
@@ -175,18 +177,18 @@ func (e *Emulator) Reset() {
 
 // Products returns a copy of account's Products, sorted by Created then ID.
 // An empty account is the platform.
-func (e *Emulator) Products(account string) []Product {
+func (e *Emulator) Products(account string) []stripeclient.Product {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.productsLocked(account)
 }
 
-func (e *Emulator) productsLocked(account string) []Product {
+func (e *Emulator) productsLocked(account string) []stripeclient.Product {
 	a := e.accounts[account]
 	if a == nil {
-		return []Product{}
+		return []stripeclient.Product{}
 	}
-	out := make([]Product, 0, len(a.products))
+	out := make([]stripeclient.Product, 0, len(a.products))
 	for _, p := range a.products {
 		out = append(out, p.render().toProduct())
 	}
@@ -200,18 +202,18 @@ func (e *Emulator) productsLocked(account string) []Product {
 }
 
 // Prices returns a copy of account's Prices, sorted by Created then ID.
-func (e *Emulator) Prices(account string) []Price {
+func (e *Emulator) Prices(account string) []stripeclient.Price {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.pricesLocked(account)
 }
 
-func (e *Emulator) pricesLocked(account string) []Price {
+func (e *Emulator) pricesLocked(account string) []stripeclient.Price {
 	a := e.accounts[account]
 	if a == nil {
-		return []Price{}
+		return []stripeclient.Price{}
 	}
-	out := make([]Price, 0, len(a.prices))
+	out := make([]stripeclient.Price, 0, len(a.prices))
 	for _, p := range a.prices {
 		out = append(out, p.render().toPrice())
 	}
@@ -290,12 +292,12 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.serveControl(w, r)
 		return
 	}
-	x := &emuExchange{
+	x := &exchange{
 		e: e,
 		w: w,
 		r: r,
 		rec: RecordedRequest{
-			RequestID:      newEmuID("req_"),
+			RequestID:      newID("req_"),
 			Time:           e.clock(),
 			Method:         r.Method,
 			Path:           r.URL.Path,
@@ -307,33 +309,33 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.serve()
 }
 
-// emuExchange is one API request on its way through the Emulator.
-type emuExchange struct {
+// exchange is one API request on its way through the Emulator.
+type exchange struct {
 	e   *Emulator
 	w   http.ResponseWriter
 	r   *http.Request
 	rec RecordedRequest
 
 	body   []byte
-	form   *emuForm
+	form   *form
 	faults []string
 	// inFlight is the object this write holds in the in-flight set, until
 	// endWrite.
-	inFlight *emuObjectKey
+	inFlight *objectKey
 }
 
-func (x *emuExchange) serve() {
+func (x *exchange) serve() {
 	e, r := x.e, x.r
 	x.w.Header().Set("Request-Id", x.rec.RequestID)
 
-	body, err := io.ReadAll(io.LimitReader(r.Body, emuMaxBody+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		x.finish(&emuError{status: http.StatusBadRequest, typ: "invalid_request_error",
+		x.finish(&apiError{status: http.StatusBadRequest, typ: "invalid_request_error",
 			message: "Could not read the request body."}, false)
 		return
 	}
-	if len(body) > emuMaxBody {
-		x.finish(&emuError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
+	if len(body) > maxBody {
+		x.finish(&apiError{status: http.StatusRequestEntityTooLarge, typ: "invalid_request_error",
 			message: "Request body too large."}, false)
 		return
 	}
@@ -347,11 +349,11 @@ func (x *emuExchange) serve() {
 
 	values, perr := x.params()
 	if perr != nil {
-		x.finish(emuErrInvalid("", "", "Invalid request: the parameters could not be parsed."), false)
+		x.finish(errInvalid("", "", "Invalid request: the parameters could not be parsed."), false)
 		return
 	}
-	x.form = parseEmuForm(values)
-	op, pathID, routed := emuRoute(r.Method, r.URL.EscapedPath())
+	x.form = parseForm(values)
+	op, pathID, routed := routeOf(r.Method, r.URL.EscapedPath())
 	objectID := pathID
 	if op == "product.create" {
 		objectID, _, _ = x.form.str("id")
@@ -362,11 +364,11 @@ func (x *emuExchange) serve() {
 		e.mu.Unlock()
 		x.faults = append(x.faults, string(FaultRateLimit))
 		x.w.Header().Set("Retry-After", "1")
-		x.finish(emuErrRateLimited(), false)
+		x.finish(errRateLimited(), false)
 		return
 	}
 	if x.rec.Write && routed && objectID != "" {
-		key := emuObjectKey{account: x.rec.Account, id: objectID}
+		key := objectKey{account: x.rec.Account, id: objectID}
 		e.beginWriteLocked(key, x.rec.RequestID, x.rec.Time)
 		x.inFlight = &key
 		defer x.endWrite()
@@ -389,18 +391,18 @@ func (x *emuExchange) serve() {
 	switch {
 	case fault != nil && fault.Kind == FaultError500:
 		if x.delay(delay, nil) {
-			x.finish(emuErrInjected500(), false)
+			x.finish(errInjected500(), false)
 		}
 		return
 	case fault != nil && fault.Kind == FaultRateLimit:
 		if x.delay(delay, nil) {
-			x.w.Header().Set("Retry-After", emuRetryAfterSeconds(fault.RetryAfter))
-			x.finish(emuErrRateLimited(), false)
+			x.w.Header().Set("Retry-After", retryAfterSeconds(fault.RetryAfter))
+			x.finish(errRateLimited(), false)
 		}
 		return
 	case !routed:
 		if x.delay(delay, nil) {
-			x.finish(emuErrUnrecognizedURL(r.Method, r.URL.Path), lose)
+			x.finish(errUnrecognizedURL(r.Method, r.URL.Path), lose)
 		}
 		return
 	}
@@ -418,7 +420,7 @@ func (x *emuExchange) serve() {
 	if replay != nil {
 		x.rec.Replayed = true
 		x.w.Header().Set("Idempotent-Replayed", "true")
-		x.rec.ObjectID = emuReplayedObjectID(replay.body, objectID)
+		x.rec.ObjectID = replayedObjectID(replay.body, objectID)
 		x.respond(replay.status, replay.body, lose)
 		return
 	}
@@ -427,7 +429,7 @@ func (x *emuExchange) serve() {
 	if x.rec.Write {
 		e.writes++
 	}
-	obj, id, apiErr := e.handle(op, &emuCall{
+	obj, id, apiErr := e.handle(op, &call{
 		method:  r.Method,
 		path:    r.URL.Path,
 		account: x.rec.Account,
@@ -438,7 +440,7 @@ func (x *emuExchange) serve() {
 	if apiErr != nil {
 		status, respBody = apiErr.status, apiErr.body()
 	} else {
-		respBody = emuJSON(obj)
+		respBody = jsonBody(obj)
 	}
 	x.rec.ObjectID = id
 	if idem != nil {
@@ -451,13 +453,13 @@ func (x *emuExchange) serve() {
 // delay sleeps for an injected latency. When the client goes away first it
 // records the request as 499, gives up the idempotency key it claimed (the
 // request never ran), and returns false.
-func (x *emuExchange) delay(d time.Duration, claimed *emuIdemEntry) bool {
-	if d <= 0 || emuSleepCtx(x.r, d) {
+func (x *exchange) delay(d time.Duration, claimed *idemEntry) bool {
+	if d <= 0 || sleepCtx(x.r, d) {
 		return true
 	}
 	if claimed != nil {
 		e := x.e
-		key := emuIdemKey{account: x.rec.Account, key: x.rec.IdempotencyKey}
+		key := idemKey{account: x.rec.Account, key: x.rec.IdempotencyKey}
 		e.mu.Lock()
 		if e.idem[key] == claimed {
 			delete(e.idem, key)
@@ -471,7 +473,7 @@ func (x *emuExchange) delay(d time.Duration, claimed *emuIdemEntry) bool {
 }
 
 // params returns the query and, for requests with a body, the form body.
-func (x *emuExchange) params() (url.Values, error) {
+func (x *exchange) params() (url.Values, error) {
 	values, err := url.ParseQuery(x.r.URL.RawQuery)
 	if err != nil {
 		return nil, err
@@ -490,7 +492,7 @@ func (x *emuExchange) params() (url.Values, error) {
 
 // authenticate checks the API key. Its messages never repeat the key that
 // was presented.
-func (x *emuExchange) authenticate() *emuError {
+func (x *exchange) authenticate() *apiError {
 	want := x.e.secretKey
 	if want == "" {
 		return nil
@@ -502,13 +504,13 @@ func (x *emuExchange) authenticate() *emuError {
 		got = user
 	}
 	if got == "" {
-		return &emuError{status: http.StatusUnauthorized, typ: "invalid_request_error",
+		return &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error",
 			message: "You did not provide an API key. You need to provide your API key in the Authorization header, " +
 				"using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). " +
 				"See https://stripe.com/docs/api#authentication for details, or we can help at https://support.stripe.com/."}
 	}
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-		return &emuError{status: http.StatusUnauthorized, typ: "invalid_request_error",
+		return &apiError{status: http.StatusUnauthorized, typ: "invalid_request_error",
 			message: "Invalid API Key provided. You can find your API keys at https://dashboard.stripe.com/apikeys."}
 	}
 	return nil
@@ -517,28 +519,28 @@ func (x *emuExchange) authenticate() *emuError {
 // claimIdempotency looks up the request's idempotency key. It returns the
 // entry to complete when this request executes, a stored answer to replay,
 // or a conflict error; all nil when the request has no key.
-func (x *emuExchange) claimIdempotency() (claimed, replay *emuIdemEntry, conflict *emuError) {
+func (x *exchange) claimIdempotency() (claimed, replay *idemEntry, conflict *apiError) {
 	if x.r.Method != http.MethodPost || x.rec.IdempotencyKey == "" {
 		return nil, nil, nil
 	}
 	e := x.e
-	key := emuIdemKey{account: x.rec.Account, key: x.rec.IdempotencyKey}
-	fp := x.r.Method + " " + x.r.URL.EscapedPath() + "?" + emuCanonicalParams(x.r.URL.RawQuery, x.body)
+	key := idemKey{account: x.rec.Account, key: x.rec.IdempotencyKey}
+	fp := x.r.Method + " " + x.r.URL.EscapedPath() + "?" + canonicalParams(x.r.URL.RawQuery, x.body)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	entry := e.idem[key]
 	switch {
 	case entry == nil:
-		entry = &emuIdemEntry{fingerprint: fp}
+		entry = &idemEntry{fingerprint: fp}
 		e.idem[key] = entry
 		return entry, nil, nil
 	case entry.fingerprint != fp:
-		return nil, nil, &emuError{status: http.StatusBadRequest, typ: "idempotency_error",
+		return nil, nil, &apiError{status: http.StatusBadRequest, typ: "idempotency_error",
 			message: fmt.Sprintf("Keys for idempotent requests can only be used with the same parameters they were "+
 				"first used with. Try using a key other than '%s' if you meant to execute a different request.",
 				x.rec.IdempotencyKey)}
 	case !entry.done:
-		return nil, nil, &emuError{status: http.StatusConflict, typ: "idempotency_error", code: "idempotency_key_in_use",
+		return nil, nil, &apiError{status: http.StatusConflict, typ: "idempotency_error", code: "idempotency_key_in_use",
 			message: "There is currently another in-progress request using this Idempotency Key (that probably means " +
 				"you submitted twice, and the other request is still going through): " + x.rec.IdempotencyKey +
 				". Please try again later."}
@@ -546,9 +548,9 @@ func (x *emuExchange) claimIdempotency() (claimed, replay *emuIdemEntry, conflic
 	return nil, entry, nil
 }
 
-// emuCanonicalParams renders the parameters with sorted keys, so the same
+// canonicalParams renders the parameters with sorted keys, so the same
 // parameters in another order still match an idempotency key.
-func emuCanonicalParams(rawQuery string, body []byte) string {
+func canonicalParams(rawQuery string, body []byte) string {
 	q, _ := url.ParseQuery(rawQuery)
 	b, _ := url.ParseQuery(string(body))
 	for k, vs := range b {
@@ -557,7 +559,7 @@ func emuCanonicalParams(rawQuery string, body []byte) string {
 	return q.Encode()
 }
 
-func (e *Emulator) beginWriteLocked(key emuObjectKey, requestID string, at time.Time) {
+func (e *Emulator) beginWriteLocked(key objectKey, requestID string, at time.Time) {
 	for _, other := range e.inFlight[key] {
 		e.overlaps = append(e.overlaps, Overlap{
 			Account:         key.account,
@@ -570,7 +572,7 @@ func (e *Emulator) beginWriteLocked(key emuObjectKey, requestID string, at time.
 	e.inFlight[key] = append(e.inFlight[key], requestID)
 }
 
-func (e *Emulator) endWrite(key emuObjectKey, requestID string) {
+func (e *Emulator) endWrite(key objectKey, requestID string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	ids := e.inFlight[key]
@@ -588,7 +590,7 @@ func (e *Emulator) endWrite(key emuObjectKey, requestID string) {
 }
 
 // finish answers with an error that was decided before the handler ran.
-func (x *emuExchange) finish(err *emuError, lose bool) {
+func (x *exchange) finish(err *apiError, lose bool) {
 	x.respond(err.status, err.body(), lose)
 }
 
@@ -596,12 +598,12 @@ func (x *emuExchange) finish(err *emuError, lose bool) {
 // the answer, or breaks the connection when lose is set. Recording and
 // ending the write come first, so a client holding its answer always finds
 // its request recorded, and its next write to the object is no overlap.
-func (x *emuExchange) respond(status int, body []byte, lose bool) {
+func (x *exchange) respond(status int, body []byte, lose bool) {
 	x.rec.Status = status
 	x.record()
 	x.endWrite()
 	if lose {
-		emuLoseResponse(x.w, status)
+		loseResponse(x.w, status)
 		return
 	}
 	h := x.w.Header()
@@ -615,7 +617,7 @@ func (x *emuExchange) respond(status int, body []byte, lose bool) {
 }
 
 // endWrite takes the request's write out of the in-flight set, once.
-func (x *emuExchange) endWrite() {
+func (x *exchange) endWrite() {
 	if x.inFlight == nil {
 		return
 	}
@@ -623,7 +625,7 @@ func (x *emuExchange) endWrite() {
 	x.inFlight = nil
 }
 
-func (x *emuExchange) record() {
+func (x *exchange) record() {
 	x.rec.Fault = strings.Join(x.faults, ",")
 	e := x.e
 	e.mu.Lock()
@@ -635,11 +637,11 @@ func (x *emuExchange) record() {
 		"replayed", x.rec.Replayed, "fault", x.rec.Fault, "request_id", x.rec.RequestID)
 }
 
-// emuLoseResponse breaks the connection after writing only the start of the
+// loseResponse breaks the connection after writing only the start of the
 // status line. Closing without writing anything would not do: Go's
 // transport silently resends a request carrying an Idempotency-Key when a
 // reused connection closes before any byte arrives, hiding the fault.
-func emuLoseResponse(w http.ResponseWriter, status int) {
+func loseResponse(w http.ResponseWriter, status int) {
 	conn, buf, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		// HTTP/2 and other writers that cannot hijack: abort the stream.
@@ -650,9 +652,9 @@ func emuLoseResponse(w http.ResponseWriter, status int) {
 	_, _ = fmt.Fprintf(conn, "HTTP/1.1 %d ", status)
 }
 
-// emuReplayedObjectID returns the id of the object in a stored answer, or
+// replayedObjectID returns the id of the object in a stored answer, or
 // fallback when it holds none (an error).
-func emuReplayedObjectID(body []byte, fallback string) string {
+func replayedObjectID(body []byte, fallback string) string {
 	var obj struct {
 		ID string `json:"id"`
 	}
@@ -662,7 +664,7 @@ func emuReplayedObjectID(body []byte, fallback string) string {
 	return fallback
 }
 
-func emuSleepCtx(r *http.Request, d time.Duration) bool {
+func sleepCtx(r *http.Request, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -673,7 +675,7 @@ func emuSleepCtx(r *http.Request, d time.Duration) bool {
 	}
 }
 
-func emuRetryAfterSeconds(d time.Duration) string {
+func retryAfterSeconds(d time.Duration) string {
 	if d <= 0 {
 		return "1"
 	}
