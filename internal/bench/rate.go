@@ -51,7 +51,7 @@ func (b *runner) rateRun(ctx context.Context) (rateResult, error) {
 		}
 		defer stripe.Close()
 		stripe.emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: 100 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
-		stripe.emu.SetRateLimit(rateLimit)
+		stripe.emu.SetRateLimit(emulator.RateLimit{Global: rateLimit})
 
 		worker, err := startProcess(bin, syncctlEnv("DATABASE_URL="+db.URL, "STRIPE_SECRET_KEY="+secretKey, "STRIPE_API_BASE="+stripe.srv.URL),
 			"worker", "--concurrency", fmt.Sprint(b.cfg.RateConcurrency), "--rate", fmt.Sprint(rateLimit),

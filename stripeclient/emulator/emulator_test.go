@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,7 +161,7 @@ func TestEmulator_Products(t *testing.T) {
 		require.Len(t, got, 1)
 		require.Equal(t, prod.ID, got[0].ID)
 		require.Empty(t, b.emu.Products(""), "the platform account must stay empty")
-		require.Equal(t, []string{"acct_1"}, b.emu.Accounts())
+		require.Equal(t, []string{"acct_1"}, slices.Sorted(maps.Keys(b.emu.State().Accounts)))
 	})
 
 	t.Run("CustomIDTakenIsResourceAlreadyExists", func(t *testing.T) {
@@ -288,7 +290,7 @@ func TestEmulator_Products(t *testing.T) {
 		requireStripeError(t, err, http.StatusNotFound, "resource_missing")
 	})
 
-	t.Run("ListPagesNewestFirstWithFilters", func(t *testing.T) {
+	t.Run("ListPagesNewestFirst", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		var ids []string
@@ -313,23 +315,6 @@ func TestEmulator_Products(t *testing.T) {
 		require.Equal(t, []string{ids[4], ids[3], ids[2], ids[1], ids[0]}, listed)
 		require.Len(t, b.emu.Requests(), 3, "5 products in pages of 2")
 		require.Zero(t, b.emu.WriteCount(), "lists are not writes")
-
-		lp = &stripe.ProductListParams{Active: stripe.Bool(false)}
-		lp.SetStripeAccount("acct_1")
-		it = b.sc.Products.List(lp)
-		require.True(t, it.Next())
-		require.Equal(t, ids[1], it.Product().ID)
-		require.False(t, it.Next())
-
-		lp = &stripe.ProductListParams{IDs: []*string{stripe.String(ids[0]), stripe.String(ids[3])}}
-		lp.SetStripeAccount("acct_1")
-		listed = nil
-		it = b.sc.Products.List(lp)
-		for it.Next() {
-			listed = append(listed, it.Product().ID)
-		}
-		require.NoError(t, it.Err())
-		require.Equal(t, []string{ids[3], ids[0]}, listed)
 
 		lp = &stripe.ProductListParams{}
 		lp.StartingAfter = stripe.String("prod_missing")
@@ -490,11 +475,7 @@ func TestEmulator_Prices(t *testing.T) {
 		require.Equal(t, map[string]string{"b": "2", "c": "3"}, got.Metadata)
 		require.Equal(t, "Child", got.Nickname)
 		require.False(t, got.Active)
-
-		lp := &stripe.PriceListParams{Active: stripe.Bool(true)}
-		it := b.sc.Prices.List(lp)
-		require.False(t, it.Next(), "the archived price is not active")
-		require.NoError(t, it.Err())
+		require.False(t, b.emu.Prices("")[0].Active, "the price is archived")
 	})
 }
 
@@ -527,7 +508,7 @@ func TestEmulator_AccountScoping(t *testing.T) {
 	require.Len(t, b.emu.Products("acct_A"), 2)
 	require.Len(t, b.emu.Products("acct_B"), 1)
 	require.Empty(t, b.emu.Products(""))
-	require.Equal(t, []string{"acct_A", "acct_B"}, b.emu.Accounts())
+	require.Equal(t, []string{"acct_A", "acct_B"}, slices.Sorted(maps.Keys(b.emu.State().Accounts)))
 	for _, r := range b.emu.Requests() {
 		require.NotEmpty(t, r.Account)
 	}
@@ -849,7 +830,11 @@ func TestEmulator_Routing(t *testing.T) {
 	require.Contains(t, body, `"id": "evt a/b"`)
 }
 
-func TestEmulator_Overlaps(t *testing.T) {
+// TestEmulator_lockTimeout follows https://docs.stripe.com/rate-limits
+// ("Object lock timeouts") and https://docs.stripe.com/error-codes#lock-timeout:
+// a write to an object another request holds is answered 429 lock_timeout,
+// and nothing is stored under its Idempotency-Key.
+func TestEmulator_lockTimeout(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	prod := b.createProduct(t, "acct_1", "evt_1", "Event")
@@ -865,8 +850,17 @@ func TestEmulator_Overlaps(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return b.emu.FaultsInjected()[FaultLatency] == 1 }, 5*time.Second, 5*time.Millisecond)
 
-	_, err := b.sc.Products.Update(prod.ID, productParams("acct_1", "Fast writer"))
+	p := productParams("acct_1", "Fast writer")
+	p.SetIdempotencyKey("k-locked")
+	_, err := b.sc.Products.Update(prod.ID, p)
+	se := requireStripeError(t, err, http.StatusTooManyRequests, "lock_timeout")
+	require.Empty(t, se.LastResponse.Header.Get("Stripe-Rate-Limited-Reason"), "an object's lock is not a rate limit")
+
+	// Reads and writes to other objects are not held up.
+	_, err = b.sc.Products.Get(prod.ID, &stripe.ProductParams{Params: stripe.Params{StripeAccount: stripe.String("acct_1")}})
 	require.NoError(t, err)
+	b.createProduct(t, "acct_1", "evt_2", "Other")
+
 	cancel()
 	require.Error(t, <-done)
 	// The server notices the cancelled writer a moment after its client.
@@ -885,44 +879,104 @@ func TestEmulator_Overlaps(t *testing.T) {
 	require.Equal(t, prod.ID, overlaps[0].ObjectID)
 	require.NotEqual(t, overlaps[0].FirstRequestID, overlaps[0].SecondRequestID)
 
-	// Writes one after another never overlap, nor do writes to different
-	// objects or reads.
+	// The refused request stored nothing: the same key now runs.
+	got, err := b.sc.Products.Update(prod.ID, p)
+	require.NoError(t, err)
+	require.Equal(t, "Fast writer", got.Name)
+	require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+
+	// Writes one after another never overlap.
 	for range 3 {
 		_, err := b.sc.Products.Update(prod.ID, productParams("acct_1", "Sequential"))
 		require.NoError(t, err)
 	}
-	b.createProduct(t, "acct_1", "evt_2", "Other")
 	require.Len(t, b.emu.Overlaps(), 1)
 }
 
+// TestEmulator_RateLimit follows https://docs.stripe.com/rate-limits: a
+// global limit and one per endpoint (method and route template), each
+// answered 429 rate_limit with its Stripe-Rate-Limited-Reason.
 func TestEmulator_RateLimit(t *testing.T) {
 	t.Parallel()
-	b := setup(t)
-	b.emu.SetRateLimit(2)
 
-	var statuses []int
-	for range 3 {
+	t.Run("GlobalRate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.SetRateLimit(RateLimit{Global: 2})
+
+		var statuses []int
+		for range 3 {
+			resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+			statuses = append(statuses, resp.StatusCode)
+		}
+		require.Equal(t, []int{200, 200, 429}, statuses)
+		_, err := b.sc.Products.New(productParams("", "X"))
+		se := requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
+		require.Equal(t, "global-rate", se.LastResponse.Header.Get("Stripe-Rate-Limited-Reason"))
+		require.Equal(t, 2, b.emu.FaultsInjected()[FaultRateLimit])
+		require.Zero(t, b.emu.WriteCount())
+
+		b.clock.Advance(999 * time.Millisecond)
 		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-		statuses = append(statuses, resp.StatusCode)
-	}
-	require.Equal(t, []int{200, 200, 429}, statuses)
-	_, err := b.sc.Products.New(productParams("", "X"))
-	requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
-	require.Equal(t, 2, b.emu.FaultsInjected()[FaultRateLimit])
-	require.Zero(t, b.emu.WriteCount())
-
-	b.clock.Advance(999 * time.Millisecond)
-	resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the window slides by the clock")
-	b.clock.Advance(2 * time.Millisecond)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-
-	b.emu.SetRateLimit(0)
-	for range 5 {
-		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the window slides by the clock")
+		b.clock.Advance(2 * time.Millisecond)
+		resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-	}
+
+		b.emu.SetRateLimit(RateLimit{})
+		for range 5 {
+			resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		}
+	})
+
+	t.Run("EndpointRate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		prod := b.createProduct(t, "", "evt_1", "Event")
+		price := b.createPrice(t, "", prod.ID, 100, "")
+		b.clock.Advance(time.Minute)
+		b.emu.SetRateLimit(RateLimit{Global: 100, Endpoint: 2})
+		b.emu.ResetRequests()
+
+		create := func() int {
+			resp, _ := b.rawRequest(t, "POST", "/v1/prices", "product="+prod.ID+"&currency=aud&unit_amount=5", nil)
+			return resp.StatusCode
+		}
+		update := func(id string) int {
+			resp, _ := b.rawRequest(t, "POST", "/v1/prices/"+id, "nickname=n", nil)
+			return resp.StatusCode
+		}
+		list := func() int {
+			resp, _ := b.rawRequest(t, "GET", "/v1/prices?limit=1", "", nil)
+			return resp.StatusCode
+		}
+		// Three endpoints on one resource, each with its own 2 a second;
+		// updates of different Prices share theirs.
+		require.Equal(t, []int{200, 200, 429}, []int{create(), create(), create()})
+		prices := b.emu.Prices("")
+		require.Equal(t, []int{200, 200, 429}, []int{update(price.ID), update(prices[1].ID), update(prices[2].ID)})
+		require.Equal(t, []int{200, 200, 429}, []int{list(), list(), list()})
+
+		var reasons []string
+		for _, r := range b.emu.Requests() {
+			if r.Status == http.StatusTooManyRequests {
+				reasons = append(reasons, r.Endpoint+" "+r.RateLimitedReason)
+			}
+		}
+		require.Equal(t, []string{
+			"POST /v1/prices endpoint-rate",
+			"POST /v1/prices/{id} endpoint-rate",
+			"GET /v1/prices endpoint-rate",
+		}, reasons)
+		require.Equal(t, 4, b.emu.WriteCount(), "refused writes never reach the endpoint")
+
+		// Refused requests do not count against the global limit.
+		b.clock.Advance(time.Second)
+		b.emu.SetRateLimit(RateLimit{Global: 3, Endpoint: 2})
+		require.Equal(t, []int{200, 200, 429, 200, 429}, []int{list(), list(), list(), create(), update(price.ID)})
+		require.Equal(t, "global-rate", b.emu.Requests()[len(b.emu.Requests())-1].RateLimitedReason)
+	})
 }
 
 func TestEmulator_Control(t *testing.T) {
@@ -964,11 +1018,6 @@ func TestEmulator_Control(t *testing.T) {
 
 	require.NoError(t, ctl.AddFault(ctx, Fault{Kind: FaultLatency, Latency: 10 * time.Millisecond, LatencyMax: 20 * time.Millisecond}))
 	require.NoError(t, ctl.ClearFaults(ctx))
-	require.NoError(t, ctl.SetRateLimit(ctx, 1))
-	resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 
 	// A remote fault must be valid.
 	resp, body := b.rawRequest(t, "POST", "/_emulator/faults", `{"kind":"meteor_strike"}`, nil)
@@ -977,17 +1026,6 @@ func TestEmulator_Control(t *testing.T) {
 	resp, _ = b.rawRequest(t, "POST", "/_emulator/faults", `{"kind":"latency","latency_msec":5}`, nil)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "unknown fields are refused")
 	require.Error(t, ctl.AddFault(ctx, Fault{Kind: "nope"}))
-
-	require.NoError(t, ctl.Reset(ctx))
-	state, err = ctl.State(ctx)
-	require.NoError(t, err)
-	require.Empty(t, state.Accounts)
-	stats, err = ctl.Stats(ctx)
-	require.NoError(t, err)
-	require.Zero(t, stats.WriteCount)
-	require.Zero(t, stats.RequestCount)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "reset lifts the rate limit")
 }
 
 func TestEmulator_FaultJSON(t *testing.T) {

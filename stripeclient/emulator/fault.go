@@ -3,6 +3,7 @@ package emulator
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 )
@@ -11,8 +12,17 @@ import (
 type FaultKind string
 
 const (
-	// FaultError500 answers 500 api_error before anything is written.
+	// FaultError500 answers 500 api_error before the endpoint starts
+	// executing: nothing is written and nothing is stored under the
+	// request's Idempotency-Key, so a retry with the key runs afresh.
 	FaultError500 FaultKind = "error_500"
+	// FaultError500Stored answers 500 api_error after the endpoint started
+	// executing, as Stripe does when it fails mid-request: the 500 is stored
+	// under the request's Idempotency-Key and replayed, with
+	// Idempotent-Replayed: true, to every later request with that key
+	// (https://docs.stripe.com/api/idempotent_requests). Nothing is written
+	// unless Fault.Applied is set.
+	FaultError500Stored FaultKind = "error_500_stored"
 	// FaultResponseLost performs the request fully (a write is applied and
 	// its idempotent result stored), then breaks the connection before the
 	// response is complete, so the client sees a network error.
@@ -28,7 +38,7 @@ const (
 
 func (k FaultKind) valid() bool {
 	switch k {
-	case FaultError500, FaultResponseLost, FaultRateLimit, FaultLatency:
+	case FaultError500, FaultError500Stored, FaultResponseLost, FaultRateLimit, FaultLatency:
 		return true
 	}
 	return false
@@ -65,6 +75,10 @@ type Fault struct {
 	// RetryAfter is the Retry-After header of FaultRateLimit, rounded up to
 	// whole seconds. Defaults to one second.
 	RetryAfter time.Duration
+	// Applied makes FaultError500Stored apply the write before answering
+	// 500: a 500 from Stripe leaves the request's outcome unknown. Defaults
+	// to false: nothing is written.
+	Applied bool
 }
 
 // faultWire is Fault's JSON form on the control surface.
@@ -78,6 +92,7 @@ type faultWire struct {
 	LatencyMS    int64     `json:"latency_ms,omitempty"`
 	LatencyMaxMS int64     `json:"latency_max_ms,omitempty"`
 	RetryAfterS  int64     `json:"retry_after_s,omitempty"`
+	Applied      bool      `json:"applied,omitempty"`
 }
 
 // MarshalJSON encodes f with snake_case names and durations as latency_ms,
@@ -93,6 +108,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		LatencyMS:    f.Latency.Milliseconds(),
 		LatencyMaxMS: f.LatencyMax.Milliseconds(),
 		RetryAfterS:  int64((f.RetryAfter + time.Second - 1) / time.Second),
+		Applied:      f.Applied,
 	})
 }
 
@@ -115,6 +131,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Latency:     time.Duration(w.LatencyMS) * time.Millisecond,
 		LatencyMax:  time.Duration(w.LatencyMaxMS) * time.Millisecond,
 		RetryAfter:  time.Duration(w.RetryAfterS) * time.Second,
+		Applied:     w.Applied,
 	}
 	return f.validate()
 }
@@ -167,26 +184,11 @@ func (e *Emulator) ClearFaults() {
 }
 
 // FaultsInjected returns how many requests each kind of fault was applied
-// to, requests refused by SetRateLimit counted under FaultRateLimit.
+// to, requests refused by SetRateLimit's limits counted under FaultRateLimit.
 func (e *Emulator) FaultsInjected() map[FaultKind]int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make(map[FaultKind]int, len(e.injected))
-	for k, v := range e.injected {
-		out[k] = v
-	}
-	return out
-}
-
-// SetRateLimit refuses, with 429 rate_limit, any API request that would make
-// more than perSecond requests admitted within one sliding second (by the
-// Emulator's Clock). Refused requests do not count towards the window. 0
-// turns the limit off, which is the default.
-func (e *Emulator) SetRateLimit(perSecond int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ratePerSecond = max(perSecond, 0)
-	e.rateWindow = nil
+	return maps.Clone(e.injected)
 }
 
 // pickFaults chooses the faults for one request and uses them up. The
@@ -229,43 +231,4 @@ func (e *Emulator) latencyOf(f *Fault) time.Duration {
 		d += time.Duration(e.rng.Int64N(int64(f.LatencyMax - f.Latency + 1)))
 	}
 	return d
-}
-
-// admitRate applies SetRateLimit's sliding window and reports whether the
-// request may proceed. The caller holds e.mu.
-func (e *Emulator) admitRate(now time.Time) bool {
-	if e.ratePerSecond <= 0 {
-		return true
-	}
-	cutoff := now.Add(-time.Second)
-	keep := e.rateWindow[:0]
-	for _, t := range e.rateWindow {
-		if t.After(cutoff) {
-			keep = append(keep, t)
-		}
-	}
-	e.rateWindow = keep
-	if len(e.rateWindow) >= e.ratePerSecond {
-		e.injected[FaultRateLimit]++
-		return false
-	}
-	e.rateWindow = append(e.rateWindow, now)
-	return true
-}
-
-func errRateLimited() *apiError {
-	return &apiError{
-		status:  429,
-		typ:     "invalid_request_error",
-		code:    "rate_limit",
-		message: "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
-	}
-}
-
-func errInjected500() *apiError {
-	return &apiError{
-		status:  500,
-		typ:     "api_error",
-		message: "An unknown error occurred (injected by the Stripe emulator).",
-	}
 }

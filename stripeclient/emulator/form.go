@@ -1,91 +1,11 @@
 package emulator
 
 import (
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
-
-// apiError is an error answer in Stripe's shape.
-type apiError struct {
-	status  int
-	typ     string
-	code    string
-	message string
-	param   string
-}
-
-func (e *apiError) body() []byte {
-	type inner struct {
-		Code    string `json:"code,omitempty"`
-		DocURL  string `json:"doc_url,omitempty"`
-		Message string `json:"message"`
-		Param   string `json:"param,omitempty"`
-		Type    string `json:"type"`
-	}
-	in := inner{Code: e.code, Message: e.message, Param: e.param, Type: e.typ}
-	if e.code != "" {
-		in.DocURL = "https://stripe.com/docs/error-codes/" + strings.ReplaceAll(e.code, "_", "-")
-	}
-	return jsonBody(struct {
-		Error inner `json:"error"`
-	}{in})
-}
-
-func jsonBody(v any) []byte {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		// Only the emulator's own types are marshalled; they always encode.
-		panic(fmt.Sprintf("stripe emulator: marshal response: %v", err))
-	}
-	return append(b, '\n')
-}
-
-func errInvalid(code, param, format string, args ...any) *apiError {
-	return &apiError{
-		status:  http.StatusBadRequest,
-		typ:     "invalid_request_error",
-		code:    code,
-		message: fmt.Sprintf(format, args...),
-		param:   param,
-	}
-}
-
-func errMissing(param string) *apiError {
-	return errInvalid("parameter_missing", param, "Missing required param: %s.", param)
-}
-
-func errUnknownParam(param string) *apiError {
-	return errInvalid("parameter_unknown", param, "Received unknown parameter: %s", param)
-}
-
-func errEmptyString(param string) *apiError {
-	return errInvalid("parameter_invalid_empty", param,
-		"You passed an empty string for '%[1]s'. We assume empty values are an attempt to unset a parameter; "+
-			"however '%[1]s' cannot be unset. You should remove '%[1]s' from your request or supply a non-empty value.", param)
-}
-
-func errNoSuch(object, param, id string) *apiError {
-	e := errInvalid("resource_missing", param, "No such %s: '%s'", object, id)
-	if param == "id" {
-		e.status = http.StatusNotFound
-	}
-	return e
-}
-
-func errUnrecognizedURL(method, path string) *apiError {
-	return &apiError{
-		status: http.StatusNotFound,
-		typ:    "invalid_request_error",
-		message: fmt.Sprintf("Unrecognized request URL (%s: %s). Please see https://stripe.com/docs "+
-			"or we can help at https://support.stripe.com/.", method, path),
-	}
-}
 
 // form is a request's parameters in Stripe's bracket encoding: a top-level
 // name is either a scalar (name=v) or carries sub-keys (name[k]=v, name[0]=v,
@@ -286,54 +206,4 @@ func (f *form) hash(name string) (vals map[string]string, present, cleared bool,
 		vals[s.key] = s.value
 	}
 	return vals, true, false, nil
-}
-
-const (
-	metadataMaxKeys     = 50
-	metadataMaxKeyLen   = 40
-	metadataMaxValueLen = 500
-)
-
-// mergeMetadata applies a metadata parameter to existing: an empty value
-// deletes its key, "metadata=" deletes every key, other keys merge. Lengths
-// are counted in characters (runes).
-func mergeMetadata(existing, given map[string]string, cleared bool) (map[string]string, *apiError) {
-	out := map[string]string{}
-	if !cleared {
-		for k, v := range existing {
-			out[k] = v
-		}
-	}
-	keys := make([]string, 0, len(given))
-	for k := range given {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := given[k]
-		if k == "" {
-			return nil, errInvalid("", "metadata", "Invalid metadata: metadata keys must not be empty.")
-		}
-		if n := utf8.RuneCountInString(k); n > metadataMaxKeyLen {
-			return nil, errInvalid("", "metadata",
-				"Invalid metadata: metadata keys can be a maximum of %d characters, but '%s' is %d characters.",
-				metadataMaxKeyLen, k, n)
-		}
-		if n := utf8.RuneCountInString(v); n > metadataMaxValueLen {
-			return nil, errInvalid("", "metadata",
-				"Invalid metadata: metadata values can be a maximum of %d characters, but the value for '%s' is %d characters.",
-				metadataMaxValueLen, k, n)
-		}
-		if v == "" {
-			delete(out, k)
-			continue
-		}
-		out[k] = v
-	}
-	if len(out) > metadataMaxKeys {
-		return nil, errInvalid("", "metadata",
-			"Invalid metadata: metadata can have up to %d keys, but this object would have %d keys.",
-			metadataMaxKeys, len(out))
-	}
-	return out, nil
 }

@@ -1,3 +1,8 @@
+// Package pglimiter is the rate limit every worker process shares, held in
+// PostgreSQL: token buckets in the table stripe_sync_rate_limit, taken by the
+// SQL function stripe_sync_rate_take and pushed back by
+// stripe_sync_rate_penalize (migration 004). A Limiter is a
+// stripeclient.Limiter and stripeclient.Penalizer.
 package pglimiter
 
 import (
