@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"cmp"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -57,23 +58,26 @@ func (e *Emulator) accountsLocked() []string {
 // then ID.
 func (a *accountState) productList() []stripeclient.Product {
 	out := []stripeclient.Product{}
-	for _, p := range a.products {
+	for _, p := range sortedRecords(a.products) {
 		out = append(out, p.render().toProduct())
 	}
-	slices.SortFunc(out, func(x, y stripeclient.Product) int {
-		return cmp.Or(cmp.Compare(x.Created, y.Created), strings.Compare(x.ID, y.ID))
-	})
 	return out
 }
 
 // priceList is productList for Prices.
 func (a *accountState) priceList() []stripeclient.Price {
 	out := []stripeclient.Price{}
-	for _, p := range a.prices {
+	for _, p := range sortedRecords(a.prices) {
 		out = append(out, p.render().toPrice())
 	}
-	slices.SortFunc(out, func(x, y stripeclient.Price) int {
-		return cmp.Or(cmp.Compare(x.Created, y.Created), strings.Compare(x.ID, y.ID))
+	return out
+}
+
+// sortedRecords returns the records of m sorted by Created then ID.
+func sortedRecords[R record](m map[string]R) []R {
+	out := slices.Collect(maps.Values(m))
+	slices.SortFunc(out, func(x, y R) int {
+		return cmp.Or(cmp.Compare(x.createdAt(), y.createdAt()), strings.Compare(x.objectID(), y.objectID()))
 	})
 	return out
 }

@@ -514,8 +514,124 @@ func TestEmulator_AccountScoping(t *testing.T) {
 	}
 }
 
+// TestEmulator_Idempotency follows https://docs.stripe.com/api/idempotent_requests:
+// "Stripe saves the status code and body of the first request made with a
+// given idempotency key after endpoint execution begins. Retries with the
+// same key return the saved response, including 500 errors"; results are
+// saved only once the endpoint began executing, so a request that fails
+// validation or conflicts with a concurrent one saves nothing; a key reused
+// with other parameters is an error.
 func TestEmulator_Idempotency(t *testing.T) {
 	t.Parallel()
+
+	t.Run("Stored500IsReplayed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500Stored, Method: "POST", PathPrefix: "/v1/products", Times: 1})
+		newParams := func(key string) *stripe.ProductParams {
+			p := productParams("acct_1", "Event")
+			p.ID = stripe.String("evt_1")
+			p.SetIdempotencyKey(key)
+			return p
+		}
+		_, err := b.sc.Products.New(newParams("k-500"))
+		se := requireStripeError(t, err, http.StatusInternalServerError, "")
+		require.Equal(t, stripe.ErrorTypeAPI, se.Type)
+		require.Empty(t, se.LastResponse.Header.Get("Idempotent-Replayed"), "the first 500 is an answer, not a replay")
+		require.Empty(t, b.emu.Products("acct_1"), "the failed request wrote nothing")
+
+		// The fault is used up, yet every retry with the key gets the 500.
+		for range 3 {
+			_, err = b.sc.Products.New(newParams("k-500"))
+			se = requireStripeError(t, err, http.StatusInternalServerError, "")
+			require.Equal(t, "true", se.LastResponse.Header.Get("Idempotent-Replayed"))
+		}
+		require.Empty(t, b.emu.Products("acct_1"))
+
+		// Only a new key runs the request again.
+		prod, err := b.sc.Products.New(newParams("k-500-retry"))
+		require.NoError(t, err)
+		require.Equal(t, "evt_1", prod.ID)
+		require.Equal(t, 2, b.emu.WriteCount(), "the stored 500 reached the endpoint; replays did not")
+		reqs := b.emu.Requests()
+		require.Equal(t, "error_500_stored", reqs[0].Fault)
+		require.True(t, reqs[1].Replayed)
+	})
+
+	t.Run("Stored500AfterTheWriteApplied", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500Stored, Method: "POST", PathPrefix: "/v1/products", Times: 1, Applied: true})
+		p := productParams("acct_1", "Event")
+		p.ID = stripe.String("evt_1")
+		p.SetIdempotencyKey("k-applied")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusInternalServerError, "")
+		require.Len(t, b.emu.Products("acct_1"), 1, "a 500 leaves the outcome unknown: here the write was applied")
+
+		p.SetIdempotencyKey("k-applied-retry")
+		_, err = b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusBadRequest, "resource_already_exists")
+	})
+
+	t.Run("500BeforeExecutionIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500, Method: "POST", Times: 1})
+		p := productParams("", "Event")
+		p.SetIdempotencyKey("k-front")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusInternalServerError, "")
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err)
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ValidationFailureIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := &stripe.ProductParams{}
+		p.SetIdempotencyKey("k-invalid")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusBadRequest, "parameter_missing")
+
+		// Nothing was saved, so the key is free for other parameters.
+		p = productParams("", "Now valid")
+		p.SetIdempotencyKey("k-invalid")
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err)
+		require.Equal(t, "Now valid", got.Name)
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("RateLimitedIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.SetRateLimit(RateLimit{Endpoint: 1})
+		b.createProduct(t, "", "", "Takes the second's only slot")
+		p := productParams("", "Event")
+		p.SetIdempotencyKey("k-429")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
+
+		b.clock.Advance(time.Second)
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err, "the 429 was not saved under the key")
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ErrorRaisedByTheEndpointIsStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := productParams("", "Name")
+		p.SetIdempotencyKey("k-missing")
+		_, err := b.sc.Products.Update("prod_missing", p)
+		requireStripeError(t, err, http.StatusNotFound, "resource_missing")
+		b.createProduct(t, "", "prod_missing", "Created since")
+		_, err = b.sc.Products.Update("prod_missing", p)
+		se := requireStripeError(t, err, http.StatusNotFound, "resource_missing")
+		require.Equal(t, "true", se.LastResponse.Header.Get("Idempotent-Replayed"), "the endpoint had looked the object up")
+	})
 
 	t.Run("SameKeyReplays", func(t *testing.T) {
 		t.Parallel()
@@ -569,6 +685,8 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("DifferentParamsIsIdempotencyError", func(t *testing.T) {
 		t.Parallel()
+		// "The idempotency layer compares incoming parameters to those of the
+		// original request and errors if they're not the same."
 		b := setup(t)
 		p := productParams("", "A")
 		p.SetIdempotencyKey("k1")
@@ -1040,4 +1158,8 @@ func TestEmulator_FaultJSON(t *testing.T) {
 	require.NoError(t, back.UnmarshalJSON(b))
 	require.Equal(t, f, back)
 	require.Error(t, back.UnmarshalJSON([]byte(`{"kind":"latency","probability":2}`)))
+
+	var stored Fault
+	require.NoError(t, stored.UnmarshalJSON([]byte(`{"kind":"error_500_stored","applied":true}`)))
+	require.Equal(t, Fault{Kind: FaultError500Stored, Applied: true}, stored)
 }

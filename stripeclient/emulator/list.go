@@ -15,6 +15,8 @@ type record interface {
 	// sequence orders records by creation, so lists are stable even when
 	// several share a Created second.
 	sequence() uint64
+	// createdAt is the Created time Stripe shows, in Unix seconds.
+	createdAt() int64
 	objectID() string
 	renderAny() any
 }

@@ -52,6 +52,7 @@ type priceJSON struct {
 
 func (p *priceRecord) sequence() uint64 { return p.seq }
 func (p *priceRecord) objectID() string { return p.id }
+func (p *priceRecord) createdAt() int64 { return p.created }
 func (p *priceRecord) renderAny() any   { return p.render() }
 
 func (p *priceRecord) render() priceJSON {

@@ -52,6 +52,7 @@ type productJSON struct {
 
 func (p *productRecord) sequence() uint64 { return p.seq }
 func (p *productRecord) objectID() string { return p.id }
+func (p *productRecord) createdAt() int64 { return p.created }
 func (p *productRecord) renderAny() any   { return p.render() }
 
 func (p *productRecord) render() productJSON {
