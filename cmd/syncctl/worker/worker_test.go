@@ -22,7 +22,8 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
+	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
 func TestNewCmdWorker(t *testing.T) {
@@ -139,7 +140,7 @@ func TestWorkerRun(t *testing.T) {
 	t.Parallel()
 	db := cmdtest.NewDB(t)
 	pool := db.Pool
-	emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: testKey})
+	emu := emulator.New(emulator.Options{SecretKey: testKey})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
 
@@ -217,7 +218,7 @@ func TestWorkerRun(t *testing.T) {
 		buckets = append(buckets, b)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{stripeclient.GlobalBucket}, buckets, "the limit is taken from the shared table")
+	require.Equal(t, []string{pglimiter.GlobalBucket}, buckets, "the limit is taken from the shared table")
 
 	cancel()
 	select {
