@@ -13,7 +13,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // TestWorkerRun_poolers runs the worker, as the least-privilege worker role,
@@ -23,9 +23,9 @@ import (
 func TestWorkerRun_poolers(t *testing.T) {
 	t.Parallel()
 
-	run := func(t *testing.T, mode string) (*cmdtest.DB, *stripeclient.Emulator, context.CancelFunc, chan error, chan string) {
+	run := func(t *testing.T, mode string) (*cmdtest.DB, *emulator.Emulator, context.CancelFunc, chan error, chan string) {
 		db := cmdtest.NewDB(t)
-		emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: testKey})
+		emu := emulator.New(emulator.Options{SecretKey: testKey})
 		srv := httptest.NewServer(emu)
 		t.Cleanup(srv.Close)
 		workerURL := testdb.ThroughPgBouncer(t, testdb.WorkerURL(t, db.URL), mode)
