@@ -51,6 +51,7 @@ func TestStripeClient_answer(t *testing.T) {
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, 500, se.HTTPStatus)
 		require.True(t, se.Replayed, "Stripe replays the stored 500")
+		require.Contains(t, se.Error(), "500: An unknown error occurred (injected by the Stripe emulator). (replayed)")
 		require.True(t, stripeclient.NeedsNewKey(err))
 
 		call.IdempotencySalt = "1"

@@ -117,14 +117,23 @@ type Error struct {
 	RateLimitedReason string
 }
 
+// Error reads "stripe <op>: <status> <code>: <message>", with " (replayed)"
+// after an answer Stripe replayed from its idempotency store, so that an
+// operator reading a job's errors sees a stored 500 for what it is.
 func (e *Error) Error() string {
-	if e.HTTPStatus == 0 {
-		return fmt.Sprintf("stripe %s: %s: %s", e.Op, e.Class, e.Message)
+	var s string
+	switch {
+	case e.HTTPStatus == 0:
+		s = fmt.Sprintf("stripe %s: %s: %s", e.Op, e.Class, e.Message)
+	case e.Code != "":
+		s = fmt.Sprintf("stripe %s: %d %s: %s", e.Op, e.HTTPStatus, e.Code, e.Message)
+	default:
+		s = fmt.Sprintf("stripe %s: %d: %s", e.Op, e.HTTPStatus, e.Message)
 	}
-	if e.Code != "" {
-		return fmt.Sprintf("stripe %s: %d %s: %s", e.Op, e.HTTPStatus, e.Code, e.Message)
+	if e.Replayed {
+		s += " (replayed)"
 	}
-	return fmt.Sprintf("stripe %s: %d: %s", e.Op, e.HTTPStatus, e.Message)
+	return s
 }
 
 // ClassOf returns err's Class, and ClassRetryable for an error that did not
