@@ -22,6 +22,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
@@ -159,9 +160,9 @@ func workerRun(ctx context.Context, opts *Options) error {
 		rate = DefaultRate(key)
 	}
 	// Each job in flight holds a connection for its transaction (its entity
-	// lock lives there), and River needs a few for fetching, completing and
-	// leadership besides.
-	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 5)
+	// lock lives there), River needs a few for fetching, completing and
+	// leadership besides, and the worker's presence holds one.
+	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 6)
 	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
 	if err != nil {
 		return err
@@ -201,6 +202,16 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	// `syncctl status` counts the workers by their presence; River's leader
+	// lease would not tell ours from any River client on the schema.
+	presence, err := outbox.Announce(ctx, pool, outbox.PresenceOptions{
+		OnError: func(err error) { logger.Warn("worker presence lost; retrying", slog.Any("error", err)) },
+	})
+	if err != nil {
+		_ = client.StopAndCancel(context.Background())
+		return err
+	}
+	defer presence.Close()
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
 		slog.Int("burst", stripeclient.DefaultBurst(rate)), slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}

@@ -201,6 +201,10 @@ func TestWorkerRun(t *testing.T) {
 	require.Contains(t, m, "stripe_sync_queue_oldest_waiting_seconds")
 	require.GreaterOrEqual(t, m["stripe_sync_queue_oldest_waiting_seconds"], 0.0)
 
+	workers, err := outbox.Workers(context.Background(), pool)
+	require.NoError(t, err)
+	require.Len(t, workers, 1, "the running worker shows its presence")
+
 	code, body := get(t, "http://"+addr+"/healthz")
 	require.Equal(t, http.StatusOK, code, body)
 	code, body = get(t, "http://"+addr+"/readyz")
@@ -224,6 +228,9 @@ func TestWorkerRun(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("worker did not stop")
 	}
+	workers, err = outbox.Workers(context.Background(), pool)
+	require.NoError(t, err)
+	require.Empty(t, workers, "a stopped worker has left")
 
 	logs := errOut.String()
 	require.NotContains(t, logs, testKey)
