@@ -19,6 +19,8 @@ const presenceClass = 727100010
 // presenceLockSQL takes the presence lock for the schema on the search_path.
 const presenceLockSQL = `SELECT pg_advisory_lock_shared($1, hashtext(current_schema()))`
 
+const presenceUnlockSQL = `SELECT pg_advisory_unlock_shared($1, hashtext(current_schema()))`
+
 // DefaultPresenceCheck is PresenceOptions.CheckEvery's default.
 const DefaultPresenceCheck = 10 * time.Second
 
@@ -123,8 +125,9 @@ func (p *Presence) check(ctx context.Context) error {
 	return nil
 }
 
-// Close gives up the presence: the lock goes with its connection, which is
-// closed rather than returned, so no pool user inherits the lock.
+// Close gives up the presence: it releases the lock and closes the
+// connection rather than return it, so no pool user could inherit the lock.
+// Workers no longer counts this process once Close returns.
 func (p *Presence) Close() {
 	p.close.Do(func() {
 		close(p.stop)
@@ -132,7 +135,13 @@ func (p *Presence) Close() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if p.conn != nil {
-			_ = p.conn.Hijack().Close(context.Background())
+			// Unlock first: a closed connection's backend drops its locks
+			// only once it has noticed, a moment later, and Workers must
+			// not count a worker that has returned from Close.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = p.conn.Exec(ctx, presenceUnlockSQL, presenceClass)
+			_ = p.conn.Hijack().Close(ctx)
 			p.conn = nil
 		}
 	})
