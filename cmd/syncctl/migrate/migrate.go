@@ -46,8 +46,7 @@ migrated by an earlier version, with everything in public, is moved there.`,
 			return migrateRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", f.Getenv("SYNCCTL_WORKER_ROLE"),
-		"existing role to grant exactly what the worker needs (env SYNCCTL_WORKER_ROLE)")
+	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", "", "existing role to grant exactly what the worker needs")
 	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")
 	cmd.Flags().BoolVar(&opts.SampleData, "sample-data", false, "insert the demo's sample organisations, events and tickets")
 	_ = cmd.Flags().MarkHidden("with-fixture")

@@ -4,6 +4,7 @@ package root
 
 import (
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,7 +20,9 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/status"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/stripeemulator"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/ui"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/version"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/worker"
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 )
 
 // NewCmdRoot returns the syncctl command tree over f.
@@ -33,12 +36,17 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
-	cmd.PersistentFlags().StringVar(&f.DatabaseURL, "database-url", f.Getenv("DATABASE_URL"),
-		"PostgreSQL connection string (env DATABASE_URL)")
-	cmd.PersistentFlags().StringVar(&f.Schema, "schema", f.Getenv("STRIPE_SYNC_SCHEMA"),
-		"schema holding River's tables and stripe-sync's (env STRIPE_SYNC_SCHEMA; default stripe_sync)")
-	cmd.PersistentFlags().StringVar(&f.StripeAPIBase, "stripe-api-base", f.Getenv("STRIPE_API_BASE"),
-		"Stripe API base URL, for stripe-mock or the emulator (env STRIPE_API_BASE; default Stripe's API)")
+	// Every flag also reads its environment variable (cmdutil.EnvName), once
+	// the command line is parsed and before the command checks its options.
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return cmdutil.ApplyEnv(c, f.Getenv) }
+	cmd.PersistentFlags().StringVar(&f.DatabaseURL, "database-url", "", "PostgreSQL connection string")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "database-url", "DATABASE_URL")
+	cmd.PersistentFlags().StringVar(&f.Schema, "schema", "",
+		"schema holding River's tables and stripe-sync's (default "+dbconn.DefaultSchema+")")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "schema", "STRIPE_SYNC_SCHEMA")
+	cmd.PersistentFlags().StringVar(&f.StripeAPIBase, "stripe-api-base", "",
+		"Stripe API base URL, for stripe-mock or the emulator (default Stripe's API)")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "stripe-api-base", "STRIPE_API_BASE")
 
 	cmd.AddCommand(
 		migrate.NewCmdMigrate(f, nil),
@@ -52,7 +60,15 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		backfill.NewCmdBackfill(f, nil),
 		reconcile.NewCmdReconcile(f, nil),
 		ui.NewCmdUI(f, nil),
+		version.NewCmdVersion(f, nil),
 	)
+	if info, ok := debug.ReadBuildInfo(); ok {
+		cmd.Version = version.String(info)
+	} else {
+		cmd.Version = version.String(nil)
+	}
+	// --version prints what `syncctl version` prints.
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	// cobra's completion command prints help and exits 0 for an unknown
 	// shell; make it a usage error like every other bad argument.
 	cmd.InitDefaultCompletionCmd()
@@ -64,6 +80,7 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 			}
 		}
 	}
+	cmdutil.DescribeEnv(cmd)
 	return cmd
 }
 
