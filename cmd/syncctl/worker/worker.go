@@ -1,5 +1,6 @@
-// Package worker is `syncctl worker`: River workers syncing until SIGINT or
-// SIGTERM, with metrics and health endpoints.
+// Package worker is `syncctl worker`: River workers syncing until their
+// context ends (root.Main ends it on SIGINT or SIGTERM), with metrics and
+// health endpoints.
 package worker
 
 import (
@@ -9,10 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -135,12 +134,6 @@ func DefaultRate(key string) float64 {
 }
 
 func workerRun(ctx context.Context, opts *Options) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	io := opts.Factory.IO
 	level, _ := parseLevel(opts.LogLevel)
 	handlerOpts := &slog.HandlerOptions{Level: level}

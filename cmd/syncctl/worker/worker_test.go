@@ -279,8 +279,15 @@ func TestQueueCollector(t *testing.T) {
 	require.Equal(t, 1.0, got["stripe_sync_queue_jobs:available"])
 	require.Equal(t, 1.0, got["stripe_sync_queue_jobs:scheduled"])
 	require.Equal(t, 0.0, got["stripe_sync_queue_jobs:running"])
-	require.InDelta(t, 60, got["stripe_sync_queue_oldest_waiting_seconds"], 30,
-		"the job ready for a minute, not the one scheduled for later")
+	// Bounded by the database's clock on both sides, not by how long this
+	// test took on a busy machine: at least the minute it was set back, at
+	// most its age read after the scrape.
+	var ageAfter float64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT extract(epoch FROM now() - scheduled_at)::float8 FROM river_job WHERE id = $1`,
+		ready.Job.ID).Scan(&ageAfter))
+	oldest := got["stripe_sync_queue_oldest_waiting_seconds"]
+	require.GreaterOrEqual(t, oldest, 60.0, "the job ready for a minute, not the one scheduled for later")
+	require.LessOrEqual(t, oldest, ageAfter)
 
 	t.Run("DatabaseDown", func(t *testing.T) {
 		down, err := pgxpool.NewWithConfig(ctx, testdb.PoolConfig(t, testdb.URL(t)))

@@ -3,9 +3,13 @@
 package root
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -84,14 +88,29 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	return cmd
 }
 
-// Main runs syncctl with args and returns the exit status: 0 success, 1
-// failure, 2 bad usage or input. Errors are printed as one "syncctl: " line.
+// Main runs syncctl with args and returns the exit status (see Run). It is
+// the one place that handles signals: the first SIGINT or SIGTERM cancels
+// the command's context, so a worker drains and a server shuts down; a
+// second one ends the process at once, as if nothing handled it.
 func Main(args []string, io *cmdutil.IOStreams, getenv func(string) string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return Run(ctx, args, io, getenv)
+}
+
+// Run runs syncctl with args until ctx ends and returns the exit status: 0
+// success, 1 failure, 2 bad usage or input. Errors are printed as one
+// "syncctl: " line.
+func Run(ctx context.Context, args []string, io *cmdutil.IOStreams, getenv func(string) string) int {
 	f := cmdutil.NewFactory(io, getenv)
 	defer f.Close()
 	cmd := NewCmdRoot(f)
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
