@@ -28,7 +28,8 @@ bench: ## Benchmarks against a throwaway PostgreSQL: one table + .tmp/bench/benc
 test/browser: ## Render `syncctl ui` in headless Chromium (installs chromium; not part of test)
 	.ci/browser-check.sh
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go mod tidy (check only), go vet, staticcheck
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go'); \
 	bad=$$([[ -z $$files ]] || gofmt -l $$files); \
 	if [[ -n $$bad ]]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
