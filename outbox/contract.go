@@ -15,3 +15,14 @@ func JobKinds(kinds ...Kind) []string {
 // example `args @> jsonb_build_object(<IDField>, <id>)`, which River's GIN
 // index on args serves.
 func (k Kind) IDField() string { return argsIDField(k) }
+
+// IDFields returns the IDField of each of kinds, in order: with JobKinds,
+// what a query over several kinds' jobs unnests alongside the entity types,
+// so that its SQL spells no kind or argument key of its own.
+func IDFields(kinds ...Kind) []string {
+	out := make([]string, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.IDField()
+	}
+	return out
+}
