@@ -468,7 +468,7 @@ func TestIdempotencyKey(t *testing.T) {
 	t.Run("Format", func(t *testing.T) {
 		t.Parallel()
 		key := IdempotencyKey(call, "update_product", "prod_1", stripeTestProduct)
-		require.Regexp(t, `^event:e1:v7:update_product:[0-9a-f]{24}$`, key)
+		require.Regexp(t, `^stripe-sync:event:e1:v7:update_product:[0-9a-f]{24}$`, key)
 	})
 
 	t.Run("EqualInputsEqualKeys", func(t *testing.T) {
@@ -558,14 +558,14 @@ func TestIdempotencyKey(t *testing.T) {
 		long := Call{IdempotencyScope: strings.Repeat("s", 300)}
 		key := IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct)
 		require.LessOrEqual(t, len(key), 255)
-		require.Regexp(t, `^sha256-[0-9a-f]{32}:update_product:[0-9a-f]{24}$`, key)
+		require.Regexp(t, `^stripe-sync:sha256-[0-9a-f]{32}:update_product:[0-9a-f]{24}$`, key)
 		require.Equal(t, key, IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct))
 		other := Call{IdempotencyScope: strings.Repeat("s", 299) + "t"}
 		require.NotEqual(t, key, IdempotencyKey(other, "update_product", "prod_1", stripeTestProduct))
 
-		edge := Call{IdempotencyScope: strings.Repeat("s", 255-len(":update_product:")-24)}
+		edge := Call{IdempotencyScope: strings.Repeat("s", 255-len(IdempotencyKeyPrefix+":update_product:")-24)}
 		require.Len(t, IdempotencyKey(edge, "update_product", "", nil), 255)
-		require.True(t, strings.HasPrefix(IdempotencyKey(edge, "update_product", "", nil), edge.IdempotencyScope))
+		require.True(t, strings.HasPrefix(IdempotencyKey(edge, "update_product", "", nil), IdempotencyKeyPrefix+edge.IdempotencyScope))
 	})
 }
 

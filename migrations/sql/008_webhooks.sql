@@ -1,0 +1,61 @@
+-- +goose Up
+-- Drift from Stripe's side (issue 13): the Connect webhook events received,
+-- the drift they revealed until a job repairs it, the connected accounts that
+-- refuse the platform, and the scheduled reconcile's counts.
+
+-- One row per Stripe event id, written before the event's job is enqueued
+-- and in the same transaction, so a redelivered event (Stripe retries until
+-- it gets a 2xx, and may deliver an event more than once) acts once. Pruned
+-- with the sync log.
+CREATE TABLE {{schema}}.stripe_sync_webhook_event (
+    event_id text PRIMARY KEY,
+    type text NOT NULL,
+    account text,
+    object_id text,
+    -- What the receiver decided: 'enqueued', 'own_write', 'not_ours' or
+    -- 'ignored'.
+    disposition text NOT NULL,
+    -- The event's data.object, mapped to the project's own shape, for the
+    -- job that compares it with the database.
+    object jsonb,
+    created_at timestamptz,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX stripe_sync_webhook_event_received ON {{schema}}.stripe_sync_webhook_event (received_at);
+
+-- Drift a webhook job found and left for the entity's sync job to repair; the
+-- sync job's log row says what differed and deletes the row.
+CREATE TABLE {{schema}}.stripe_sync_drift (
+    entity_type text NOT NULL CHECK (entity_type IN ('event', 'ticket')),
+    entity_id uuid NOT NULL,
+    event_id text NOT NULL,
+    differed text NOT NULL,
+    detected_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (entity_type, entity_id)
+);
+
+-- Connected accounts that refused the platform (403 account_invalid, or
+-- account.application.deauthorized): their jobs end skipped until the
+-- organisation's job clears the row.
+CREATE TABLE {{schema}}.stripe_sync_unreachable_account (
+    account text PRIMARY KEY,
+    reason text NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
+
+-- The latest scheduled reconcile's result, read by /metrics and status from
+-- any worker process.
+CREATE TABLE {{schema}}.stripe_sync_reconcile_run (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    accounts integer NOT NULL,
+    drift_found integer NOT NULL,
+    drift_fixed integer NOT NULL,
+    error text
+);
+
+-- +goose Down
+DROP TABLE {{schema}}.stripe_sync_reconcile_run;
+DROP TABLE {{schema}}.stripe_sync_unreachable_account;
+DROP TABLE {{schema}}.stripe_sync_drift;
+DROP TABLE {{schema}}.stripe_sync_webhook_event;
