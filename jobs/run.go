@@ -105,6 +105,9 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	if err != nil {
 		return false, nil, err
 	}
+	if err := annotate(ctx, conn.Conn(), ref, o); err != nil {
+		return false, nil, err
+	}
 	logger = logger.With(slog.String("account", o.account))
 
 	finalAttempt := job.Attempt >= job.MaxAttempts

@@ -28,10 +28,10 @@ func IsOwnIdempotencyKey(key string) bool { return strings.HasPrefix(key, Idempo
 
 // Webhook event types the sync acts on.
 const (
-	EventProductUpdated       = string(stripe.EventTypeProductUpdated)
-	EventProductDeleted       = string(stripe.EventTypeProductDeleted)
-	EventPriceUpdated         = string(stripe.EventTypePriceUpdated)
-	EventPriceDeleted         = string(stripe.EventTypePriceDeleted)
+	EventProductUpdated      = string(stripe.EventTypeProductUpdated)
+	EventProductDeleted      = string(stripe.EventTypeProductDeleted)
+	EventPriceUpdated        = string(stripe.EventTypePriceUpdated)
+	EventPriceDeleted        = string(stripe.EventTypePriceDeleted)
 	EventAccountDeauthorized = string(stripe.EventTypeAccountApplicationDeauthorized)
 )
 

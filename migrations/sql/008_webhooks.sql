@@ -43,16 +43,17 @@ CREATE TABLE {{schema}}.stripe_sync_unreachable_account (
     since timestamptz NOT NULL DEFAULT now()
 );
 
--- The latest scheduled reconcile's result, read by /metrics and status from
--- any worker process.
+-- One row per connected account a scheduled reconcile compared, read by
+-- /metrics from any worker process. Pruned with the sync log.
 CREATE TABLE {{schema}}.stripe_sync_reconcile_run (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     finished_at timestamptz NOT NULL DEFAULT now(),
-    accounts integer NOT NULL,
+    account text NOT NULL,
     drift_found integer NOT NULL,
     drift_fixed integer NOT NULL,
     error text
 );
+CREATE INDEX stripe_sync_reconcile_run_account ON {{schema}}.stripe_sync_reconcile_run (account, finished_at);
 
 -- +goose Down
 DROP TABLE {{schema}}.stripe_sync_reconcile_run;
