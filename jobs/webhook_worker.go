@@ -261,6 +261,7 @@ func noteRepair(ctx context.Context, conn *pgx.Conn, ref entityRef, o *outcome) 
 		args: []any{string(ref.kind), ref.id, detected},
 	})
 	if o.action == ActionUnchanged {
+		// By a ticket's job, ensuring its Product, or by a change of the row.
 		o.message = fmt.Sprintf("drift seen in Stripe event %s was already repaired (%s)", eventID, differed)
 	} else {
 		o.message = fmt.Sprintf("repaired drift seen in Stripe event %s: %s", eventID, differed)
