@@ -424,7 +424,7 @@ func TestStripeClient_IdempotencyHeader(t *testing.T) {
 				require.Empty(t, req.Header.Values("Idempotency-Key"), "read %s", req.Path)
 				continue
 			}
-			require.True(t, strings.HasPrefix(key, "event:e1:v7:"), key)
+			require.True(t, strings.HasPrefix(key, IdempotencyKeyPrefix+"event:e1:v7:"), key)
 			require.LessOrEqual(t, len(key), 255)
 			require.False(t, seen[key], "each write has its own key: %s", key)
 			seen[key] = true
