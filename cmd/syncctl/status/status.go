@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
@@ -60,6 +61,8 @@ type Status struct {
 	Health        []Health     `json:"health"`
 	LatestErrors  []JobError   `json:"latest_errors"`
 	AuthFailures  AuthFailures `json:"auth_failures_24h"`
+	// UnreachableAccounts are the connected accounts whose jobs are skipped.
+	UnreachableAccounts []jobs.UnreachableAccount `json:"unreachable_accounts"`
 }
 
 // Worker says whether any worker process is alive: River elects one
@@ -138,6 +141,7 @@ func statusRun(ctx context.Context, opts *Options) error {
 		fmt.Fprintf(out.ErrOut, "syncctl: warning: Stripe refused %d sync attempts with 401/403 in the last 24 h; check STRIPE_SECRET_KEY and the organisations' connected accounts\n",
 			st.AuthFailures.Count)
 	}
+	warnUnreachable(out.ErrOut, st.UnreachableAccounts)
 	if opts.JSON {
 		return cmdutil.WriteJSON(out.Out, st)
 	}
@@ -149,7 +153,7 @@ func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, er
 	for i, k := range outbox.Kinds {
 		jobKinds[i] = k.JobKind()
 	}
-	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}}
+	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}, UnreachableAccounts: []jobs.UnreachableAccount{}}
 	steps := []struct {
 		what string
 		run  func() error
@@ -160,6 +164,7 @@ func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, er
 		{"read sync health", func() error { return health(ctx, pool, &st.Health) }},
 		{"read latest errors", func() error { return latestErrors(ctx, pool, jobKinds, &st.LatestErrors) }},
 		{"read auth failures", func() error { return authFailures(ctx, pool, now, &st.AuthFailures) }},
+		{"read unreachable accounts", func() error { return unreachable(ctx, pool, &st.UnreachableAccounts) }},
 	}
 	for _, s := range steps {
 		if err := s.run(); err != nil {
@@ -379,6 +384,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 	} else {
 		fmt.Fprintf(kv, "Auth failures (24 h):\tnone\n")
 	}
+	writeUnreachable(kv, out, st.UnreachableAccounts, now)
 	if err := kv.Flush(); err != nil {
 		return err
 	}
