@@ -37,6 +37,16 @@ trap 'exit 143' TERM
 if [[ -z ${DATABASE_URL:-} ]]; then
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/stripesync-pg.XXXXXX")
 	DATABASE_URL=$(bash "$pg" start "$dir")
+elif [[ ${FORCE:-} != 1 ]]; then
+	# Tests and the demo create and drop databases, install fixtures and
+	# write rows: refuse a server that does not look like a throwaway.
+	re='^postgres(ql)?://([^@/]*@)?(127\.0\.0\.1|localhost|\[::1\])(:[0-9]+)?/([^?]*)'
+	if [[ ! $DATABASE_URL =~ $re ]] || [[ ! ${BASH_REMATCH[5]} =~ (test|demo|stripesync|throwaway|tmp|dev) ]]; then
+		echo "with-pg.sh: DATABASE_URL does not look like a throwaway database (want a local host and a" \
+			"database named like test, demo, dev or stripesync); tests and the demo write to it." \
+			"Unset it to get a throwaway PostgreSQL, or set FORCE=1 to use it anyway." >&2
+		exit 2
+	fi
 fi
 export DATABASE_URL
 export TEST_DATABASE_URL=${TEST_DATABASE_URL:-$DATABASE_URL}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
@@ -93,4 +94,61 @@ func TestWorkerRun_poolers(t *testing.T) {
 			t.Fatal("worker did not stop")
 		}
 	})
+}
+
+// TestWorkerRun_signedInMemberWrites: on a Supabase-shaped database, a
+// signed-in member of an organisation edits its event through the Data API's
+// role (authenticated, under row security) and the worker, running as the
+// least-privilege worker role, brings Stripe in step.
+func TestWorkerRun_signedInMemberWrites(t *testing.T) {
+	t.Parallel()
+	const member = "0b000000-0000-4000-8000-000000000001"
+	db := cmdtest.NewDB(t)
+	emu := emulator.New(emulator.Options{SecretKey: testKey})
+	srv := httptest.NewServer(emu)
+	t.Cleanup(srv.Close)
+	f, _, _ := cmdtest.Command[Options]{DatabaseURL: testdb.WorkerURL(t, db.URL), StripeAPIBase: srv.URL,
+		Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
+	ready := make(chan string, 1)
+	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
+		Ready: func(addr string) { ready <- addr }}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- workerRun(ctx, opts) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("worker exited before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker never became ready")
+	}
+
+	db.Exec(t, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, testOrg, testAcct)
+	db.Exec(t, `INSERT INTO organisation_members VALUES ($1, $2)`, testOrg, member)
+	require.NoError(t, pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
+		for _, stmt := range []string{
+			`SET LOCAL ROLE authenticated`,
+			`SELECT set_config('request.jwt.claim.sub', '` + member + `', true)`,
+			`INSERT INTO events (event_id, organisation_id, title, is_published) VALUES ('` + testEvent + `', '` + testOrg + `', 'Members Night', true)`,
+		} {
+			if _, err := tx.Exec(context.Background(), stmt); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		products := emu.Products(testAcct)
+		if len(products) == 1 && products[0].Name == "Members Night" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the member's event never reached Stripe: %+v", products)
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	require.NoError(t, <-done)
 }
