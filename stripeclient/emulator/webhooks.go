@@ -244,14 +244,17 @@ func (e *Emulator) sendWebhooks() {
 		url, secret, client := e.hooks.url, e.hooks.secret, e.hooks.client
 		e.mu.Unlock()
 
-		d := deliver(client, url, secret, body, e.clock)
+		d := deliver(client, url, secret, body)
 		e.mu.Lock()
 		e.hooks.deliveries = append(e.hooks.deliveries, d)
 		e.mu.Unlock()
 	}
 }
 
-func deliver(client *http.Client, url, secret string, body []byte, clock func() time.Time) WebhookDelivery {
+// deliver posts one event until the endpoint answers 2xx. The signature's
+// timestamp is the real time of the attempt, not the Emulator's Clock: the
+// receiver checks it against its own clock.
+func deliver(client *http.Client, url, secret string, body []byte) WebhookDelivery {
 	var head struct {
 		ID      string  `json:"id"`
 		Type    string  `json:"type"`
@@ -269,7 +272,7 @@ func deliver(client *http.Client, url, secret string, body []byte, clock func() 
 		if err == nil {
 			req.Header.Set("Content-Type", "application/json; charset=utf-8")
 			req.Header.Set("User-Agent", "Stripe/1.0 (+https://stripe.com/docs/webhooks)")
-			req.Header.Set("Stripe-Signature", SignWebhook(body, secret, clock()))
+			req.Header.Set("Stripe-Signature", SignWebhook(body, secret, time.Now()))
 			var resp *http.Response
 			if resp, err = client.Do(req); err == nil {
 				_ = resp.Body.Close()
