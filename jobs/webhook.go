@@ -86,6 +86,13 @@ func ReceiveWebhook(ctx context.Context, pool *pgxpool.Pool, client *river.Clien
 		if _, err := client.InsertTx(ctx, tx, WebhookArgs{EventID: ev.ID}, nil); err != nil {
 			return fmt.Errorf("enqueue event %s: %w", ev.ID, err)
 		}
+		// River notifies at most once per queue per FetchCooldown; events
+		// arriving together must not wait for the next poll. The sync
+		// schema is first on the connection's search_path.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify(current_schema() || '.river_insert', $1)`,
+			`{"queue": "`+outbox.Queue+`"}`); err != nil {
+			return fmt.Errorf("notify workers: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

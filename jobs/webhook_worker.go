@@ -100,8 +100,8 @@ func (w *WebhookWorker) deauthorize(ctx context.Context, tx pgx.Tx, job *river.J
 // repair compares the object in the event with what the entity's row maps
 // to, under the entity's lock (so no job round is writing it meanwhile). On
 // a difference it records the drift, makes the entity's sync state no longer
-// claim Stripe is in step, and enqueues the entity's job through
-// outbox.Enqueue, which also makes a job already running for it run again.
+// claim Stripe is in step, and enqueues the entity's job the way the
+// triggers do, which also makes a job already running for it run again.
 func (w *WebhookWorker) repair(ctx context.Context, tx pgx.Tx, job *river.Job[WebhookArgs], account string,
 	kind outbox.Kind, id string, obj *webhookObject, logger *slog.Logger,
 ) error {
@@ -140,8 +140,16 @@ func (w *WebhookWorker) repair(ctx context.Context, tx pgx.Tx, job *river.Job[We
 		string(kind), id, forget); err != nil {
 		return fmt.Errorf("forget pushed %s %s: %w", kind, id, err)
 	}
-	if _, err := outbox.Enqueue(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, outbox.Entity{Kind: kind, ID: id}); err != nil {
-		return err
+	// The triggers' enqueue function, not River's client: River sends at
+	// most one insert notification per queue per FetchCooldown, and this
+	// job's own insert has usually just used it, so the repair would wait
+	// for the next poll. The function always notifies.
+	idField := "event_id"
+	if kind == outbox.KindTicket {
+		idField = "ticket_id"
+	}
+	if _, err := tx.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), idField, id); err != nil {
+		return fmt.Errorf("enqueue %s %s: %w", kind, id, err)
 	}
 	logger.Info("stripe object drifted from the database; repair enqueued", slog.String("differed", differed))
 	return nil
