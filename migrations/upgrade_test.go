@@ -64,7 +64,7 @@ func TestUp_movesAnEarlierInstallOutOfPublic(t *testing.T) {
 	require.Contains(t, res.Moved, "public.stripe_sync_state")
 	require.Contains(t, res.Moved, "public.stripe_sync_migrations")
 	require.Empty(t, res.River, "River's migrations were already applied, in public, and moved")
-	require.Equal(t, []string{"005_own_schema.sql"}, res.Project)
+	require.Equal(t, "005_own_schema.sql", res.Project[0], "001-004 were applied in public; 005 and later run now")
 
 	require.Equal(t, before, snapshot(t, db, "stripe_sync"), "every row moved, none copied or lost")
 	var leftovers int
