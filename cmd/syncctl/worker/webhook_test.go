@@ -105,8 +105,11 @@ func TestWorkerRun_webhooks(t *testing.T) {
 	var m map[string]float64
 	waitFor(t, "metrics", func() bool {
 		m = scrape(t, addr)
+		// The counter moves after the event commits, so its job may have
+		// run before it: wait for both.
 		return m[`stripe_sync_account_unreachable{account="`+testAcct+`"}`] == 1 &&
-			m[`stripe_sync_webhook_events_total{disposition="own_write"}`] >= 1
+			m[`stripe_sync_webhook_events_total{disposition="own_write"}`] >= 1 &&
+			m[`stripe_sync_webhook_events_total{disposition="enqueued"}`] >= 2
 	})
 	require.Equal(t, 3.0, m[`stripe_sync_webhook_events_total{disposition="bad_signature"}`])
 	require.Equal(t, 2.0, m[`stripe_sync_webhook_events_total{disposition="enqueued"}`], "the rename and the deauthorisation")
