@@ -478,7 +478,7 @@ func TestIdempotencyKey(t *testing.T) {
 		// Keys in flight when salts arrived must not change: an empty salt
 		// adds nothing to the hashed encoding.
 		sum := sha256.Sum256([]byte(`{"account":"acct_1","target":"prod_1","params":null}`))
-		require.Equal(t, "event:e1:v7:archive_product:"+hex.EncodeToString(sum[:])[:24],
+		require.Equal(t, IdempotencyKeyPrefix+"event:e1:v7:archive_product:"+hex.EncodeToString(sum[:])[:24],
 			IdempotencyKey(call, "archive_product", "prod_1", nil))
 	})
 
