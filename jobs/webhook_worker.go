@@ -245,45 +245,6 @@ func (w *WebhookWorker) priceDrift(ctx context.Context, tx pgx.Tx, id, account s
 	return d.detail(), forget, nil
 }
 
-// noteRepair, called for every round of an event or ticket job, turns the
-// round's log message into the story of the drift it repaired, when a
-// webhook job recorded one, and deletes the record with the round's outcome.
-// A failed round leaves it for the attempt that succeeds.
-func noteRepair(ctx context.Context, conn *pgx.Conn, ref entityRef, o *outcome) error {
-	if o.status != StatusSuccess || (ref.kind != outbox.KindEvent && ref.kind != outbox.KindTicket) {
-		return nil
-	}
-	var eventID, differed string
-	var detected time.Time
-	err := conn.QueryRow(ctx, `
-		SELECT event_id, differed, detected_at FROM stripe_sync_drift WHERE entity_type = $1 AND entity_id = $2`,
-		string(ref.kind), ref.id).Scan(&eventID, &differed, &detected)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read drift of %s %s: %w", ref.kind, ref.id, err)
-	}
-	o.post = append(o.post, stmt{
-		sql:  `DELETE FROM stripe_sync_drift WHERE entity_type = $1 AND entity_id = $2 AND detected_at = $3`,
-		args: []any{string(ref.kind), ref.id, detected},
-	})
-	if o.action == ActionUnchanged {
-		// By a ticket's job, ensuring its Product, or by a change of the row.
-		o.message = fmt.Sprintf("drift seen in Stripe event %s was already repaired (%s)", eventID, differed)
-	} else {
-		o.message = fmt.Sprintf("repaired drift seen in Stripe event %s: %s", eventID, differed)
-	}
-	return nil
-}
-
-// annotate adjusts a round's outcome before it is recorded: an unreachable
-// account's failure becomes a skip, and a repair says what it repaired.
-func annotate(ctx context.Context, conn *pgx.Conn, ref entityRef, o *outcome) error {
-	skipUnreachable(o)
-	return noteRepair(ctx, conn, ref, o)
-}
-
 // NextRetry caps the backoff as EventWorker's does.
 func (w *WebhookWorker) NextRetry(job *river.Job[WebhookArgs]) time.Time {
 	return nextRetry(job.Attempt)

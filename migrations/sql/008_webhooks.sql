@@ -23,8 +23,8 @@ CREATE TABLE {{schema}}.stripe_sync_webhook_event (
 );
 CREATE INDEX stripe_sync_webhook_event_received ON {{schema}}.stripe_sync_webhook_event (received_at);
 
--- Drift a webhook job found and left for the entity's sync job to repair; the
--- sync job's log row says what differed and deletes the row.
+-- Drift a webhook job found and left for the entity's sync job to repair;
+-- stripe_sync_note_repair (below) consumes it.
 CREATE TABLE {{schema}}.stripe_sync_drift (
     entity_type text NOT NULL CHECK (entity_type IN ('event', 'ticket')),
     entity_id uuid NOT NULL,
@@ -33,6 +33,39 @@ CREATE TABLE {{schema}}.stripe_sync_drift (
     detected_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (entity_type, entity_id)
 );
+
+-- The sync log row of the round that repairs an entity's drift says what it
+-- repaired, and the drift record goes with it. A trigger rather than a read
+-- by the worker: every round would pay that read's round trip, and the row
+-- lives in the round's own transaction either way (a failed round logs
+-- 'failed' and leaves the record for the attempt that succeeds).
+-- +goose StatementBegin
+CREATE FUNCTION {{schema}}.stripe_sync_note_repair()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = ''
+AS $$
+DECLARE
+    v_event_id text;
+    v_differed text;
+BEGIN
+    DELETE FROM {{schema}}.stripe_sync_drift d
+    WHERE d.entity_type = NEW.entity_type AND d.entity_id = NEW.entity_id
+    RETURNING d.event_id, d.differed INTO v_event_id, v_differed;
+    IF FOUND THEN
+        -- An unchanged round found the drift repaired already: by a ticket's
+        -- job ensuring its Product, or by a change of the row.
+        NEW.error_message := CASE WHEN NEW.action = 'unchanged'
+            THEN format('drift seen in Stripe event %s was already repaired (%s)', v_event_id, v_differed)
+            ELSE format('repaired drift seen in Stripe event %s: %s', v_event_id, v_differed) END;
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER stripe_sync_note_repair BEFORE INSERT ON {{schema}}.stripe_sync_log
+    FOR EACH ROW WHEN (NEW.status = 'success' AND NEW.entity_type IN ('event', 'ticket'))
+    EXECUTE FUNCTION {{schema}}.stripe_sync_note_repair();
 
 -- Connected accounts that refused the platform (403 account_invalid, or
 -- account.application.deauthorized): their jobs end skipped until the
@@ -56,6 +89,8 @@ CREATE TABLE {{schema}}.stripe_sync_reconcile_run (
 CREATE INDEX stripe_sync_reconcile_run_account ON {{schema}}.stripe_sync_reconcile_run (account, finished_at);
 
 -- +goose Down
+DROP TRIGGER stripe_sync_note_repair ON {{schema}}.stripe_sync_log;
+DROP FUNCTION {{schema}}.stripe_sync_note_repair();
 DROP TABLE {{schema}}.stripe_sync_reconcile_run;
 DROP TABLE {{schema}}.stripe_sync_unreachable_account;
 DROP TABLE {{schema}}.stripe_sync_drift;
