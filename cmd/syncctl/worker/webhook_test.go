@@ -95,6 +95,16 @@ func TestWorkerRun_webhooks(t *testing.T) {
 		     + (SELECT count(*) FROM river_job WHERE kind = 'stripe_sync_webhook')`).Scan(&n))
 	require.Zero(t, n, "a refused delivery records and enqueues nothing")
 
+	// Stripe may deliver an event twice, each time freshly signed: the
+	// second is answered 200 and does nothing.
+	replayed := []byte(`{"id": "evt_twice", "object": "event", "account": "` + testAcct + `", "type": "product.updated",
+		"request": {"id": "req_2", "idempotency_key": null},
+		"data": {"object": {"id": "` + productID + `", "object": "product", "name": "Installation", "active": true, "metadata": {}}}}`)
+	require.Equal(t, http.StatusOK, post(replayed, emulator.SignWebhook(replayed, testWebhookSecret, time.Now())))
+	require.Equal(t, http.StatusOK, post(replayed, emulator.SignWebhook(replayed, testWebhookSecret, time.Now())))
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM river_job WHERE kind = 'stripe_sync_webhook'`).Scan(&n))
+	require.Equal(t, 1, n, "one job for an event delivered twice")
+
 	rename := "Installation (edited in the Dashboard)"
 	edited := time.Now()
 	require.NoError(t, emu.DashboardUpdate(testAcct, productID, emulator.Edit{Name: &rename}))
@@ -109,10 +119,11 @@ func TestWorkerRun_webhooks(t *testing.T) {
 		// run before it: wait for both.
 		return m[`stripe_sync_account_unreachable{account="`+testAcct+`"}`] == 1 &&
 			m[`stripe_sync_webhook_events_total{disposition="own_write"}`] >= 1 &&
-			m[`stripe_sync_webhook_events_total{disposition="enqueued"}`] >= 2
+			m[`stripe_sync_webhook_events_total{disposition="enqueued"}`] >= 3
 	})
 	require.Equal(t, 3.0, m[`stripe_sync_webhook_events_total{disposition="bad_signature"}`])
-	require.Equal(t, 2.0, m[`stripe_sync_webhook_events_total{disposition="enqueued"}`], "the rename and the deauthorisation")
+	require.Equal(t, 3.0, m[`stripe_sync_webhook_events_total{disposition="enqueued"}`], "the replayed event once, the rename, the deauthorisation")
+	require.Equal(t, 1.0, m[`stripe_sync_webhook_events_total{disposition="duplicate"}`])
 	require.Contains(t, m, "stripe_sync_reconcile_drift_found")
 
 	cancel()
