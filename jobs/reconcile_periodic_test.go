@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
@@ -17,7 +17,7 @@ import (
 // unreachable, runs on the bulk lane and records its counts for /metrics.
 func TestReconcileWorker_findsAndFixesDrift(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev := eventID(140)
 	insertEvent(t, b, ev, orgID, "Reconciled")
 	b.WaitIdle(t, 10*time.Second)

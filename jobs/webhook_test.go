@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
@@ -25,13 +25,13 @@ const webhookSecret = "whsec_test_jobs_0123456789"
 // hookBundle is a sync whose emulator sends its events to a receiver doing
 // what `syncctl worker --webhook-addr` does: verify, record, enqueue.
 type hookBundle struct {
-	*synctest.Bundle
+	*synctesting.Bundle
 	url string
 }
 
 func setupHooks(t *testing.T) *hookBundle {
 	t.Helper()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		payload, err := io.ReadAll(r.Body)
 		require.NoError(t, err)
@@ -62,7 +62,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // dispositions counts received events by what the receiver decided.
-func dispositions(t *testing.T, b *synctest.Bundle) map[string]int {
+func dispositions(t *testing.T, b *synctesting.Bundle) map[string]int {
 	t.Helper()
 	rows, err := b.Pool.Query(context.Background(), `SELECT type || ':' || disposition, count(*)::int FROM stripe_sync_webhook_event GROUP BY 1`)
 	require.NoError(t, err)
@@ -181,7 +181,7 @@ func TestWebhookWorker_noDriftNoWrite(t *testing.T) {
 // delivery is recorded as a duplicate and enqueues nothing.
 func TestReceiveWebhook_replayActsOnce(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{NoWorker: true})
+	b := setup(t, synctesting.Options{NoWorker: true})
 	payload := []byte(`{"id": "evt_replayed", "object": "event", "account": "` + account + `", "api_version": "2023-10-16",
 		"created": 1, "type": "product.updated", "request": {"id": "req_dash", "idempotency_key": null},
 		"data": {"object": {"id": "` + jobs.ProductID(eventID(132)) + `", "object": "product", "name": "x", "active": true, "metadata": {}}}}`)
@@ -221,7 +221,7 @@ func TestParseWebhook_refusesForgedAndStale(t *testing.T) {
 }
 
 // jobState returns the state of the entity's latest sync job.
-func lastJobState(t *testing.T, b *synctest.Bundle, kind, id string) string {
+func lastJobState(t *testing.T, b *synctesting.Bundle, kind, id string) string {
 	t.Helper()
 	var state string
 	require.NoError(t, b.Pool.QueryRow(context.Background(), `
@@ -286,7 +286,7 @@ func TestWebhookWorker_deauthorizedAccountSkippedThenRecovers(t *testing.T) {
 // way: the catalogue moves to the new account.
 func TestEventWorker_accountInvalidSkipsThenAccountChange(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev := eventID(134)
 	b.Emulator.Deauthorize(account)
 	insertEvent(t, b, ev, orgID, "Refused")

@@ -1,5 +1,6 @@
-// Package worker is `syncctl worker`: River workers syncing until SIGINT or
-// SIGTERM, with metrics and health endpoints.
+// Package worker is `syncctl worker`: River workers syncing until their
+// context ends (root.Main ends it on SIGINT or SIGTERM), with metrics and
+// health endpoints.
 package worker
 
 import (
@@ -9,11 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/signal"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +21,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
@@ -37,7 +36,7 @@ type Options struct {
 	Rate float64
 	// EndpointRate, when positive, also limits each Stripe endpoint (method
 	// and route template), as Stripe does; 0 turns it off. Defaults to
-	// pglimiter.DefaultEndpointRate, or EnvEndpointRate when set.
+	// pglimiter.DefaultEndpointRate.
 	EndpointRate float64
 	// AccountRate, when positive, also limits each connected account.
 	AccountRate float64
@@ -71,9 +70,6 @@ type Options struct {
 	WebhookReady func(addr string)
 }
 
-// EnvEndpointRate is the environment variable --endpoint-rate defaults to.
-const EnvEndpointRate = "SYNCCTL_ENDPOINT_RATE"
-
 // NewCmdWorker returns the command; runF replaces the run in tests.
 func NewCmdWorker(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
@@ -93,13 +89,6 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency < 1 {
 				return cmdutil.Usagef("--concurrency must be at least 1")
-			}
-			if env := f.Getenv(EnvEndpointRate); env != "" && !cmd.Flags().Changed("endpoint-rate") {
-				rate, err := strconv.ParseFloat(env, 64)
-				if err != nil {
-					return cmdutil.Usagef("%s=%q is not a number", EnvEndpointRate, env)
-				}
-				opts.EndpointRate = rate
 			}
 			if opts.Rate < 0 || opts.AccountRate < 0 || opts.EndpointRate < 0 {
 				return cmdutil.Usagef("--rate, --endpoint-rate and --account-rate must not be negative")
@@ -132,7 +121,7 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 10, "jobs worked at once by this process")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second, shared by every worker on this database (default 25 for test keys, 100 for live keys)")
 	cmd.Flags().Float64Var(&opts.EndpointRate, "endpoint-rate", pglimiter.DefaultEndpointRate,
-		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit; env "+EnvEndpointRate+")")
+		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit)")
 	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
@@ -164,12 +153,6 @@ func DefaultRate(key string) float64 {
 }
 
 func workerRun(ctx context.Context, opts *Options) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	io := opts.Factory.IO
 	level, _ := parseLevel(opts.LogLevel)
 	handlerOpts := &slog.HandlerOptions{Level: level}
@@ -189,9 +172,9 @@ func workerRun(ctx context.Context, opts *Options) error {
 		rate = DefaultRate(key)
 	}
 	// Each job in flight holds a connection for its transaction (its entity
-	// lock lives there), and River needs a few for fetching, completing and
-	// leadership besides.
-	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 5)
+	// lock lives there), River needs a few for fetching, completing and
+	// leadership besides, and the worker's presence holds one.
+	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 6)
 	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
 	if err != nil {
 		return err
@@ -246,6 +229,16 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	// `syncctl status` counts the workers by their presence; River's leader
+	// lease would not tell ours from any River client on the schema.
+	presence, err := outbox.Announce(ctx, pool, outbox.PresenceOptions{
+		OnError: func(err error) { logger.Warn("worker presence lost; retrying", slog.Any("error", err)) },
+	})
+	if err != nil {
+		_ = client.StopAndCancel(context.Background())
+		return err
+	}
+	defer presence.Close()
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
 		slog.Float64("endpoint_rate", opts.EndpointRate), slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}
