@@ -314,3 +314,25 @@ func TestEventWorker_accountInvalidSkipsThenAccountChange(t *testing.T) {
 	require.NoError(t, err)
 	t.Logf("log: %s", body)
 }
+
+// A Product re-activated in the Dashboard after its event was deleted is
+// archived again: nothing of ours goes back on sale by hand.
+func TestWebhookWorker_reactivatedAfterDeleteIsArchived(t *testing.T) {
+	t.Parallel()
+	b := setupHooks(t)
+	ev := eventID(136)
+	insertEvent(t, b.Bundle, ev, orgID, "Cancelled")
+	b.quiet(t, 1)
+	b.Exec(t, `DELETE FROM events WHERE event_id = $1`, ev)
+	b.quiet(t, 2)
+	require.False(t, product(t, b.Bundle, account, jobs.ProductID(ev)).Active)
+
+	active := true
+	require.NoError(t, b.Emulator.DashboardUpdate(account, jobs.ProductID(ev), emulator.Edit{Active: &active}))
+	eventually(t, 5*time.Second, "archived again", func() bool {
+		return !product(t, b.Bundle, account, jobs.ProductID(ev)).Active && len(syncLog(t, b.Bundle, ev)) == 3
+	})
+	logs := syncLog(t, b.Bundle, ev)
+	require.Equal(t, jobs.ActionDelete, logs[2].Action)
+	require.Contains(t, *logs[2].Msg, "active true, want false")
+}
