@@ -63,7 +63,10 @@ func ReceiveWebhook(ctx context.Context, pool *pgxpool.Pool, client *river.Clien
 	var object []byte
 	if ev.Product != nil || ev.Price != nil {
 		var err error
-		if object, err = json.Marshal(webhookObject{Product: ev.Product, Price: ev.Price, Deleted: ev.Deleted}); err != nil {
+		// A *.deleted event's object is the object as it was; the type
+		// says it is gone.
+		deleted := ev.Deleted || ev.Type == stripeclient.EventProductDeleted || ev.Type == stripeclient.EventPriceDeleted
+		if object, err = json.Marshal(webhookObject{Product: ev.Product, Price: ev.Price, Deleted: deleted}); err != nil {
 			return "", fmt.Errorf("encode event object: %w", err)
 		}
 	}
