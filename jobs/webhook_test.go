@@ -336,3 +336,29 @@ func TestWebhookWorker_reactivatedAfterDeleteIsArchived(t *testing.T) {
 	require.Equal(t, jobs.ActionDelete, logs[2].Action)
 	require.Contains(t, *logs[2].Msg, "active true, want false")
 }
+
+// product.deleted (the object as it was, https://docs.stripe.com/api/events/types)
+// makes the event's job write its Product again.
+func TestWebhookWorker_deletedProductIsRewritten(t *testing.T) {
+	t.Parallel()
+	b := setup(t, synctesting.Options{})
+	ev := eventID(137)
+	insertEvent(t, b, ev, orgID, "Deleted in Stripe")
+	b.WaitIdle(t, 10*time.Second)
+	b.Emulator.ResetRequests()
+
+	payload := []byte(`{"id": "evt_deleted", "object": "event", "account": "` + account + `", "type": "product.deleted",
+		"request": {"id": "req_dash", "idempotency_key": null},
+		"data": {"object": {"id": "` + jobs.ProductID(ev) + `", "object": "product", "name": "Deleted in Stripe", "active": true,
+			"metadata": {"event_id": "` + ev + `"}}}}`)
+	parsed, err := stripeclient.ParseWebhook(payload, emulator.SignWebhook(payload, webhookSecret, time.Now()), webhookSecret)
+	require.NoError(t, err)
+	d, err := jobs.ReceiveWebhook(context.Background(), b.Pool, b.River, parsed)
+	require.NoError(t, err)
+	require.Equal(t, jobs.DispositionEnqueued, d)
+	eventually(t, 10*time.Second, "the repair logged", func() bool { return len(syncLog(t, b, ev)) == 2 })
+	b.WaitIdle(t, 10*time.Second)
+	logs := syncLog(t, b, ev)
+	require.Contains(t, *logs[1].Msg, "repaired drift seen in Stripe event evt_deleted: deleted in Stripe")
+	require.Equal(t, 1, b.Emulator.WriteCount())
+}
