@@ -17,13 +17,11 @@ import (
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-// ActionRepair is the action of a log row written by a webhook job that
-// found drift (the entity's own job then logs the repair itself), and of a
-// deauthorisation recorded against an organisation.
-const (
-	ActionDrift        = "drift"
-	ActionDeauthorized = "deauthorized"
-)
+// ActionDeauthorized is the action of the log row a deauthorisation writes
+// for each organisation using the account. (A repair is logged by the
+// entity's own job, with its usual action and a message saying what it
+// repaired.)
+const ActionDeauthorized = "deauthorized"
 
 // WebhookWorker acts on one received Stripe event: a deauthorisation marks
 // the account unreachable; an edit to a Product or Price the sync manages is
