@@ -142,11 +142,7 @@ func (w *WebhookWorker) repair(ctx context.Context, tx pgx.Tx, job *river.Job[We
 	// most one insert notification per queue per FetchCooldown, and this
 	// job's own insert has usually just used it, so the repair would wait
 	// for the next poll. The function always notifies.
-	idField := "event_id"
-	if kind == outbox.KindTicket {
-		idField = "ticket_id"
-	}
-	if _, err := tx.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), idField, id); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), kind.IDField(), id); err != nil {
 		return fmt.Errorf("enqueue %s %s: %w", kind, id, err)
 	}
 	logger.Info("stripe object drifted from the database; repair enqueued", slog.String("differed", differed))
