@@ -106,6 +106,13 @@ func TestEmulator_webhooks(t *testing.T) {
 	_, err = b.sc.Products.Get("prod_gala", &stripe.ProductParams{Params: stripe.Params{StripeAccount: stripe.String("acct_1")}})
 	require.NoError(t, err)
 
+	// The emulator records a delivery once the endpoint has answered.
+	got.wait(t, 4)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(b.emu.WebhookDeliveries()) < 4 {
+		require.True(t, time.Now().Before(deadline), "deliveries recorded")
+		time.Sleep(5 * time.Millisecond)
+	}
 	deliveries := b.emu.WebhookDeliveries()
 	require.Len(t, deliveries, 4)
 	for _, d := range deliveries {
