@@ -28,6 +28,9 @@ const codeAccountInvalid = "account_invalid"
 // a job is skipped on it, so a cleared account is never skipped.
 const unreachableCacheTTL = 2 * time.Second
 
+// guardQueryTimeout bounds each read of the marks.
+const guardQueryTimeout = time.Second
+
 // AccountUnreachableError is a request to a connected account that refused
 // the platform: Stripe answered 403 account_invalid, or the account is
 // marked unreachable and the request was not sent. It wraps the
@@ -72,6 +75,11 @@ func (g *accountGuard) check(ctx context.Context, op, account string) error {
 	if account == "" {
 		return nil
 	}
+	// The caller's job holds a connection of the same pool for its round:
+	// never wait long for another. Without the table, Stripe's own 403
+	// answers for the account.
+	ctx, cancel := context.WithTimeout(ctx, guardQueryTimeout)
+	defer cancel()
 	g.mu.Lock()
 	if g.marked == nil || g.now().Sub(g.loadedAt) > unreachableCacheTTL {
 		g.mu.Unlock()
