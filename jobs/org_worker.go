@@ -56,6 +56,9 @@ func (w *OrgWorker) Work(ctx context.Context, job *river.Job[outbox.OrgArgs]) er
 		if err != nil {
 			return fmt.Errorf("list organisation %s: %w", id, err)
 		}
+		if err := clearUnreachable(ctx, tx, id, w.deps.Logger); err != nil {
+			return err
+		}
 		if _, err := outbox.Enqueue(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 )
 
 // Figures names every figure Run knows, in the order it runs them.
-var Figures = []string{"trigger", "drain", "latency", "rate", "writes", "backfill"}
+var Figures = []string{"trigger", "drain", "latency", "rate", "writes", "backfill", "drift"}
 
 // Config is one run's settings. Zero values take the defaults make bench
 // uses.
@@ -132,6 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		"rate":     b.figureRate,
 		"writes":   b.figureWrites,
 		"backfill": b.figureBackfill,
+		"drift":    b.figureDrift,
 	}
 	for _, name := range Figures {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, name) {

@@ -330,5 +330,5 @@ func TestRun_smallScale(t *testing.T) {
 func TestRun_unknownFigure(t *testing.T) {
 	t.Parallel()
 	_, err := Run(context.Background(), Config{DatabaseURL: "postgres://unused", Only: []string{"speed"}})
-	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, drain, latency, rate, writes, backfill)`)
+	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, drain, latency, rate, writes, backfill, drift)`)
 }

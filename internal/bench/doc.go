@@ -59,4 +59,10 @@
 //     `syncctl worker` after 10 s working that backlog against a 100-200 ms
 //     emulator, against the same worker on an empty queue (6b, target <
 //     100 MB).
+//  7. Drift-to-repair latency (drift.go): p50 (7a) and p99 (7b, target <
+//     1 s) over 100 sequential Dashboard renames the emulator signs and sends
+//     as product.updated to a receiver doing what `syncctl worker
+//     --webhook-addr` does, from the edit to Stripe answering the repairing
+//     update, against the same rename made in the database (commit-to-Stripe).
+//     The note gives the Stripe writes per edit (1).
 package bench

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
@@ -57,6 +58,8 @@ type Status struct {
 	Health        []Health     `json:"health"`
 	LatestErrors  []JobError   `json:"latest_errors"`
 	AuthFailures  AuthFailures `json:"auth_failures_24h"`
+	// UnreachableAccounts are the connected accounts whose jobs are skipped.
+	UnreachableAccounts []jobs.UnreachableAccount `json:"unreachable_accounts"`
 }
 
 // Worker says whether any syncctl worker process is alive: each holds its
@@ -138,6 +141,7 @@ func statusRun(ctx context.Context, opts *Options) error {
 		fmt.Fprintf(out.ErrOut, "syncctl: warning: Stripe refused %d sync attempts with 401/403 in the last 24 h; check STRIPE_SECRET_KEY and the organisations' connected accounts\n",
 			st.AuthFailures.Count)
 	}
+	warnUnreachable(out.ErrOut, st.UnreachableAccounts)
 	if opts.JSON {
 		return cmdutil.WriteJSON(out.Out, st)
 	}
@@ -145,7 +149,7 @@ func statusRun(ctx context.Context, opts *Options) error {
 }
 
 func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, error) {
-	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}}
+	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}, UnreachableAccounts: []jobs.UnreachableAccount{}}
 
 	workers, err := outbox.Workers(ctx, pool)
 	if err != nil {
@@ -196,6 +200,9 @@ func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, er
 	st.AuthFailures.Count = auth.Count
 	if auth.Latest != nil {
 		st.AuthFailures.LatestAt, st.AuthFailures.LatestError = &auth.Latest.CreatedAt, auth.Latest.ErrorMessage
+	}
+	if err := unreachable(ctx, pool, &st.UnreachableAccounts); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
@@ -261,6 +268,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 	} else {
 		fmt.Fprintf(kv, "Auth failures (24 h):\tnone\n")
 	}
+	writeUnreachable(kv, out, st.UnreachableAccounts, now)
 	if err := kv.Flush(); err != nil {
 		return err
 	}

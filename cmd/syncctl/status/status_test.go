@@ -110,6 +110,7 @@ func TestStatusRun(t *testing.T) {
 			"Worker:                NO WORKER ALIVE (last River leader worker-host-1, lease expired 5m0s ago)\n"+
 			"Oldest waiting:        job 101 (event 0e000000-0000-4000-8000-000000000001), ready for 3m12s\n"+
 			"Auth failures (24 h):  1, latest 30m0s ago: stripe update_product: 403 account_invalid: The provided key does n...\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
 			"KIND    STATE      JOBS\n"+
@@ -139,6 +140,7 @@ func TestStatusRun(t *testing.T) {
 			"Worker:                NO WORKER ALIVE (last River leader worker-host-1, lease expired "+at(5*time.Minute)+")\n"+
 			"Oldest waiting:        job 101 (event 0e000000-0000-4000-8000-000000000001), ready for 3m12s\n"+
 			"Auth failures (24 h):  1, latest "+at(30*time.Minute)+": stripe update_product: 403 account_invalid: The provided key does not have access to account acct_1\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
 			"event   available  2\n"+
@@ -167,6 +169,7 @@ func TestStatusRun(t *testing.T) {
 			"Worker:                alive (1 worker process; River leader worker-host-2, elected 2h0m ago, lease expires in 20s)\n"+
 			"Oldest waiting:        none\n"+
 			"Auth failures (24 h):  none\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue: none\n"+
 			"\n"+
@@ -212,7 +215,7 @@ func TestStatusRun(t *testing.T) {
 		out, _ := b.run(t, true, "--json")
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
-		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h"}, cmdtest.Keys(doc))
+		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h", "unreachable_accounts"}, cmdtest.Keys(doc))
 		at := func(d time.Duration) string { return b.ago(d).Format(time.RFC3339) }
 
 		require.Equal(t, map[string]any{"alive": false, "processes": 0.0, "leader_id": "worker-host-1", "elected_at": at(time.Hour), "expires_at": at(5 * time.Minute)}, doc["worker"])

@@ -61,6 +61,13 @@ type Options struct {
 	// Ready, when set, is called once the worker is fetching jobs, with the
 	// metrics address (tests listen on port 0).
 	Ready func(metricsAddr string)
+	// WebhookAddr is where POST /stripe/webhooks takes Stripe's Connect
+	// events (signing secret: STRIPE_WEBHOOK_SECRET); empty turns it off.
+	WebhookAddr string
+	// ReconcileEvery is how often every account is reconciled; 0 turns it off.
+	ReconcileEvery time.Duration
+	// WebhookReady, when set, receives the webhook address once it listens.
+	WebhookReady func(addr string)
 }
 
 // NewCmdWorker returns the command; runF replaces the run in tests.
@@ -99,6 +106,9 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 			if opts.LogFormat != "text" && opts.LogFormat != "json" {
 				return cmdutil.Usagef("--log-format must be text or json, not %q", opts.LogFormat)
 			}
+			if opts.ReconcileEvery < 0 {
+				return cmdutil.Usagef("--reconcile-every must not be negative")
+			}
 			if _, err := parseLevel(opts.LogLevel); err != nil {
 				return &cmdutil.UsageError{Err: err}
 			}
@@ -121,6 +131,8 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.Currency, "currency", "aud", "currency of every Price")
+	cmd.Flags().StringVar(&opts.WebhookAddr, "webhook-addr", "", "address for Stripe's Connect webhooks on POST /stripe/webhooks, signed with STRIPE_WEBHOOK_SECRET (empty: off)")
+	cmd.Flags().DurationVar(&opts.ReconcileEvery, "reconcile-every", 24*time.Hour, "how often every connected account is compared with the database and drift fixed, on the bulk lane (0: off)")
 	return cmd
 }
 
@@ -197,6 +209,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 			JobTimeout:           opts.JobTimeout,
 			RescueStuckJobsAfter: opts.RescueStuckAfter,
 			LogRetention:         opts.LogRetention,
+			ReconcileEvery:       opts.ReconcileEvery,
 		})
 	if err != nil {
 		return err
@@ -206,6 +219,12 @@ func workerRun(ctx context.Context, opts *Options) error {
 		river.EventKindJobCancelled, river.EventKindJobSnoozed)
 	defer cancelEvents()
 	go metrics.countJobs(events)
+
+	stopWebhooks, err := serveWebhooks(opts, pool, client, logger, metrics.registry)
+	if err != nil {
+		return err
+	}
+	defer stopWebhooks()
 
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)

@@ -31,7 +31,7 @@ func TestNewCmdWorker(t *testing.T) {
 	defaults := func(o Options) *Options {
 		base := Options{Concurrency: 10, MetricsAddr: "127.0.0.1:9464", ShutdownTimeout: 30 * time.Second,
 			JobTimeout: 2 * time.Minute, LogRetention: 30 * 24 * time.Hour, LogFormat: "text", LogLevel: "info", Currency: "aud",
-			EndpointRate: pglimiter.DefaultEndpointRate}
+			EndpointRate: pglimiter.DefaultEndpointRate, ReconcileEvery: 24 * time.Hour}
 		if o.Rate != 0 {
 			base.Rate = o.Rate
 		}
