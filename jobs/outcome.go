@@ -56,6 +56,11 @@ type outcome struct {
 type stmt struct {
 	sql  string
 	args []any
+	// host marks a statement that locks or writes a host row (events,
+	// event_tickets). record runs these before every other statement, as
+	// the host's own statements lock their rows before the state rows their
+	// triggers touch.
+	host bool
 }
 
 func (o *outcome) succeed(action, account, objectID, fp string) *outcome {

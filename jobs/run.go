@@ -173,20 +173,26 @@ func retryResult(err error, snoozed int) error {
 // of an event locks the event, its tickets, their state rows, then the
 // event's state row), all in one pipelined batch, and returns the entity's
 // wanted_version read under its row lock: if it moved past o.version, a
-// change committed while this round ran.
+// change committed while this round ran. A pushed outcome says what Stripe
+// now holds, so it clears in_doubt and advances pushed_version; any other
+// outcome leaves both.
 func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("begin")
 	tx.open = true
-	for _, s := range o.pre {
-		batch.Queue(s.sql, s.args...)
+	for _, host := range []bool{true, false} {
+		for _, s := range o.pre {
+			if s.host == host {
+				batch.Queue(s.sql, s.args...)
+			}
+		}
 	}
 	var wanted int64
 	batch.Queue(`
 		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
-			stripe_object_id, fingerprint, synced_at, handled_version, accounts)
+			stripe_object_id, fingerprint, synced_at, handled_version, accounts, pushed_version)
 		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END,
-			coalesce($10::text[], '{}'))
+			coalesce($10::text[], '{}'), CASE WHEN $9 THEN $7::bigint ELSE 0 END)
 		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
 			parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
 			connected_account_id = CASE WHEN $9 THEN EXCLUDED.connected_account_id ELSE s.connected_account_id END,
@@ -194,7 +200,9 @@ func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref ent
 			fingerprint = CASE WHEN $9 THEN EXCLUDED.fingerprint ELSE s.fingerprint END,
 			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
 			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
-			accounts = coalesce($10::text[], s.accounts)
+			accounts = coalesce($10::text[], s.accounts),
+			in_doubt = CASE WHEN $9 THEN false ELSE s.in_doubt END,
+			pushed_version = CASE WHEN $9 THEN greatest(s.pushed_version, $7::bigint) ELSE s.pushed_version END
 		RETURNING wanted_version`,
 		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
 		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
