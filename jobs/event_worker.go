@@ -256,6 +256,7 @@ func (d *Deps) deleteProduct(ctx context.Context, conn *pgx.Conn, o *outcome, id
 	o.accounts = []string{}
 	return o.succeed(ActionDelete, firstNonEmpty(st.account, everywhere[0]), ids[0], fingerprintArchived), nil
 }
+
 // archiveProducts archives each id on account; one that does not exist
 // there is fine.
 func (d *Deps) archiveProducts(ctx context.Context, account string, ids []string, scope string) error {
