@@ -168,7 +168,7 @@ func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *even
 		o.pre = append(o.pre, stmt{
 			sql:  `UPDATE events SET stripe_product_id = $2 WHERE event_id = $1 AND stripe_product_id IS DISTINCT FROM $2`,
 			args: []any{id, productID},
-			host: true,
+			rank: rankHostRow,
 		})
 	}
 	stale := st.staleAccounts(account)
@@ -422,6 +422,7 @@ func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcom
 			o.pre = append(o.pre, stmt{
 				sql:  `UPDATE stripe_sync_state SET accounts = $2 WHERE entity_type = 'ticket' AND entity_id = $1`,
 				args: []any{t.id, left},
+				rank: rankTicketState,
 			})
 			continue
 		}
@@ -429,6 +430,7 @@ func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcom
 			sql: `UPDATE stripe_sync_state SET fingerprint = $2, accounts = '{}', in_doubt = false, synced_at = now()
 				WHERE entity_type = 'ticket' AND entity_id = $1`,
 			args: []any{t.id, fingerprintArchived},
+			rank: rankTicketState,
 		})
 		logger.Debug("archived the deleted event's price", slog.String("ticket_id", t.id))
 	}
@@ -441,7 +443,7 @@ func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcom
 // event row first makes the two wait for each other instead of deadlocking.
 // FOR KEY SHARE conflicts with the DELETE but not with the host's updates.
 func lockEventRow(eventID string) stmt {
-	return stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR KEY SHARE`, args: []any{eventID}, host: true}
+	return stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR KEY SHARE`, args: []any{eventID}, rank: rankHostRow}
 }
 
 // enqueueTicketsBehind enqueues, with the outcome, the event's tickets that
@@ -461,5 +463,6 @@ func enqueueTicketsBehind(eventID, account, except string) stmt {
 			       OR (s.pushed_version < s.wanted_version AND s.handled_version >= s.wanted_version))
 			ORDER BY t.id`,
 		args: []any{eventID, account, except},
+		rank: rankTicketState,
 	}
 }

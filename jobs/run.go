@@ -169,25 +169,45 @@ func retryResult(err error, snoozed int) error {
 }
 
 // record opens the round's transaction and writes its rows in the host's
-// lock order (host rows, then ticket state, then event state: a host DELETE
-// of an event locks the event, its tickets, their state rows, then the
-// event's state row), all in one pipelined batch, and returns the entity's
+// lock order (see lockRank: host rows, then event state, then ticket
+// state), all in one pipelined batch, and returns the entity's
 // wanted_version read under its row lock: if it moved past o.version, a
-// change committed while this round ran. A pushed outcome says what Stripe
-// now holds, so it clears in_doubt and advances pushed_version; any other
-// outcome leaves both.
+// change committed while this round ran. A pushed outcome advances
+// pushed_version and, if the round wrote to Stripe (or read it), clears
+// in_doubt: its answers say what Stripe now holds. A round that sent nothing
+// leaves in_doubt as it is, since it may have been set (reconcile --fix)
+// after the round read the state.
 func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("begin")
 	tx.open = true
-	for _, host := range []bool{true, false} {
+	var wanted int64
+	own := stateRank(ref.kind)
+	for rank := rankHostRow; rank <= rankTicketState; rank++ {
 		for _, s := range o.pre {
-			if s.host == host {
+			if s.rank == rank {
 				batch.Queue(s.sql, s.args...)
 			}
 		}
+		if rank == own {
+			queueOwnState(batch, ref, o, terminal, &wanted)
+		}
 	}
-	var wanted int64
+	batch.Queue(`
+		INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action,
+			status, error_message, job_id, attempt, duration_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		string(ref.kind), ref.id, nullIfEmpty(o.objectID), nullIfEmpty(o.account), o.action,
+		o.status, nullIfEmpty(o.message), job.ID, job.Attempt, took.Milliseconds())
+	if err := tx.conn.SendBatch(ctx, batch).Close(); err != nil {
+		return 0, fmt.Errorf("record outcome: %w", err)
+	}
+	return wanted, nil
+}
+
+// queueOwnState queues the upsert of the entity's own state row, which reads
+// wanted_version back under the row's lock.
+func queueOwnState(batch *pgx.Batch, ref entityRef, o *outcome, terminal bool, wanted *int64) {
 	batch.Queue(`
 		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
 			stripe_object_id, fingerprint, synced_at, handled_version, accounts, pushed_version)
@@ -201,25 +221,13 @@ func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref ent
 			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
 			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
 			accounts = coalesce($10::text[], s.accounts),
-			in_doubt = CASE WHEN $9 THEN false ELSE s.in_doubt END,
+			in_doubt = CASE WHEN $11 THEN false ELSE s.in_doubt END,
 			pushed_version = CASE WHEN $9 THEN greatest(s.pushed_version, $7::bigint) ELSE s.pushed_version END
 		RETURNING wanted_version`,
 		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
 		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
-	).QueryRow(func(row pgx.Row) error { return row.Scan(&wanted) })
-	for _, s := range o.post {
-		batch.Queue(s.sql, s.args...)
-	}
-	batch.Queue(`
-		INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action,
-			status, error_message, job_id, attempt, duration_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		string(ref.kind), ref.id, nullIfEmpty(o.objectID), nullIfEmpty(o.account), o.action,
-		o.status, nullIfEmpty(o.message), job.ID, job.Attempt, took.Milliseconds())
-	if err := tx.conn.SendBatch(ctx, batch).Close(); err != nil {
-		return 0, fmt.Errorf("record outcome: %w", err)
-	}
-	return wanted, nil
+		o.pushed && o.action != ActionUnchanged,
+	).QueryRow(func(row pgx.Row) error { return row.Scan(wanted) })
 }
 
 func logOutcome(logger *slog.Logger, o *outcome) {

@@ -61,14 +61,15 @@ type ticketRow struct {
 }
 
 // intentTicketSQL is intentEventSQL for a ticket and its event (whose
-// Product the ticket's job may write too), ticket first: the host's order.
+// Product the ticket's job may write too), event first: the host's order
+// (see lockRank).
 const intentTicketSQL = `
 	INSERT INTO stripe_sync_state AS s (entity_type, entity_id, accounts)
 	SELECT x.entity_type, x.entity_id, ARRAY[o.stripe_onbehalfof]
 	FROM event_tickets t
 	JOIN events e ON e.event_id = t.event_id
 	JOIN organisations o ON o.organisation_id = e.organisation_id
-	CROSS JOIN LATERAL (VALUES (1, 'ticket', t.id), (2, 'event', e.event_id)) x(ord, entity_type, entity_id)
+	CROSS JOIN LATERAL (VALUES (1, 'event', e.event_id), (2, 'ticket', t.id)) x(ord, entity_type, entity_id)
 	WHERE t.id = $1 AND coalesce(o.stripe_onbehalfof, '') <> ''
 	ORDER BY x.ord
 	ON CONFLICT (entity_type, entity_id) DO UPDATE SET accounts = s.accounts || EXCLUDED.accounts
@@ -334,12 +335,13 @@ func (d *Deps) archiveTicketPrices(ctx context.Context, ticketID string, st *syn
 // versions stay the event job's to complete. The event's row lock comes
 // first, as a host DELETE of the event takes it first.
 func recordParent(o *outcome, eventID string, ev *outcome) {
-	o.pre = append(o.pre, stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, args: []any{eventID}, host: true})
+	o.pre = append(o.pre, stmt{sql: `SELECT 1 FROM events WHERE event_id = $1 FOR NO KEY UPDATE`, args: []any{eventID}, rank: rankHostRow})
 	o.pre = append(o.pre, ev.pre...)
 	if ev.action == ActionUnchanged {
 		return
 	}
-	o.post = append(o.post, stmt{
+	o.pre = append(o.pre, stmt{
+		rank: rankEventState,
 		sql: `
 			INSERT INTO stripe_sync_state AS s (entity_type, entity_id, connected_account_id, stripe_object_id,
 				fingerprint, synced_at, accounts)
@@ -359,7 +361,7 @@ func priceWriteBack(t *ticketRow, priceID string) []stmt {
 	return []stmt{{
 		sql:  `UPDATE event_tickets SET stripe_price_id = $2 WHERE id = $1 AND stripe_price_id IS DISTINCT FROM $2`,
 		args: []any{t.ID, priceID},
-		host: true,
+		rank: rankHostRow,
 	}}
 }
 
