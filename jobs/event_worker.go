@@ -60,6 +60,29 @@ type syncState struct {
 	// and fingerprint were recorded (see the column): they are what was last
 	// known, not necessarily what Stripe holds.
 	inDoubt bool
+	// keyGeneration moves on after a 5xx (see the column).
+	keyGeneration int
+}
+
+// scope is the Idempotency-Key scope of the entity's writes for the change
+// it acts on: a retry of the same change sends the same keys, so Stripe
+// replays what a request whose answer was lost applied, unless Stripe
+// answered 5xx since (keyGeneration): it would replay that 500 for a day.
+func (st *syncState) scope(kind outbox.Kind, id string) string {
+	scope := fmt.Sprintf("%s:%s:v%d", kind, id, st.wanted)
+	if st.keyGeneration > 0 {
+		scope += fmt.Sprintf(":k%d", st.keyGeneration)
+	}
+	return scope
+}
+
+// needsNewKey reports whether the attempt after err must send new
+// Idempotency-Keys: Stripe answered 5xx, or replayed a 5xx it stored under
+// the key. After a failure with no answer the keys stay, so Stripe replays
+// what it may have applied.
+func needsNewKey(err error) bool {
+	var se *stripeclient.Error
+	return errors.As(err, &se) && se.HTTPStatus >= 500
 }
 
 // trusted reports whether what was recorded is known to be what account
@@ -108,7 +131,7 @@ func queueLoadEvent(batch *pgx.Batch, id string) *eventLoad {
 	batch.Queue(`
 		SELECT coalesce(s.wanted_version, 0), coalesce(s.connected_account_id, ''),
 		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''), coalesce(s.accounts, '{}'),
-		       coalesce(s.in_doubt, false), e.event_id IS NOT NULL, coalesce(e.organisation_id::text, ''), e.parent_event_id::text,
+		       coalesce(s.in_doubt, false), coalesce(s.key_generation, 0), e.event_id IS NOT NULL, coalesce(e.organisation_id::text, ''), e.parent_event_id::text,
 		       e.title, e.description, e.type, e.slug, e.event_start, e.event_end, e.image_url,
 		       e.is_published, e.stripe_product_id, o.stripe_onbehalfof
 		FROM (SELECT $1::uuid AS id) k
@@ -122,7 +145,7 @@ func queueLoadEvent(batch *pgx.Batch, id string) *eventLoad {
 			st      = load.st
 		)
 		if err := row.Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &st.accounts,
-			&st.inDoubt, &present, &ev.OrganisationID, &ev.ParentEventID,
+			&st.inDoubt, &st.keyGeneration, &present, &ev.OrganisationID, &ev.ParentEventID,
 			&ev.Title, &ev.Description, &ev.Type, &ev.Slug, &ev.EventStart, &ev.EventEnd, &ev.ImageURL,
 			&ev.IsPublished, &ev.StripeProductID, &ev.Account); err != nil {
 			return fmt.Errorf("load event %s: %w", id, err)
@@ -142,7 +165,7 @@ func queueLoadEvent(batch *pgx.Batch, id string) *eventLoad {
 // database failure; Stripe's are in the outcome.
 func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *eventRow, st *syncState, askingTicket string, logger *slog.Logger) (*outcome, error) {
 	o := &outcome{version: st.wanted, account: st.account, objectID: st.objectID}
-	scope := fmt.Sprintf("event:%s:v%d", id, st.wanted)
+	scope := st.scope(outbox.KindEvent, id)
 
 	if ev == nil {
 		return d.deleteProduct(ctx, dt.conn, o, id, st, scope, logger)

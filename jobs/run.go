@@ -176,7 +176,8 @@ func retryResult(err error, snoozed int) error {
 // pushed_version and, if the round wrote to Stripe (or read it), clears
 // in_doubt: its answers say what Stripe now holds. A round that sent nothing
 // leaves in_doubt as it is, since it may have been set (reconcile --fix)
-// after the round read the state.
+// after the round read the state. A round that failed with a 5xx moves
+// key_generation on, so the next attempt sends new Idempotency-Keys.
 func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("begin")
@@ -222,11 +223,12 @@ func queueOwnState(batch *pgx.Batch, ref entityRef, o *outcome, terminal bool, w
 			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
 			accounts = coalesce($10::text[], s.accounts),
 			in_doubt = CASE WHEN $11 THEN false ELSE s.in_doubt END,
-			pushed_version = CASE WHEN $9 THEN greatest(s.pushed_version, $7::bigint) ELSE s.pushed_version END
+			pushed_version = CASE WHEN $9 THEN greatest(s.pushed_version, $7::bigint) ELSE s.pushed_version END,
+			key_generation = s.key_generation + CASE WHEN $12 THEN 1 ELSE 0 END
 		RETURNING wanted_version`,
 		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
 		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
-		o.pushed && o.action != ActionUnchanged,
+		o.pushed && o.action != ActionUnchanged, o.err != nil && needsNewKey(o.err),
 	).QueryRow(func(row pgx.Row) error { return row.Scan(wanted) })
 }
 

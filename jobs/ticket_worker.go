@@ -89,7 +89,7 @@ func queueLoadTicket(batch *pgx.Batch, id string) *ticketLoad {
 	batch.Queue(`
 		SELECT coalesce(s.wanted_version, 0), coalesce(s.connected_account_id, ''),
 		       coalesce(s.stripe_object_id, ''), coalesce(s.fingerprint, ''), coalesce(s.accounts, '{}'),
-		       coalesce(s.in_doubt, false), coalesce(t.event_id::text, s.parent_id::text, ''),
+		       coalesce(s.in_doubt, false), coalesce(s.key_generation, 0), coalesce(t.event_id::text, s.parent_id::text, ''),
 		       t.id IS NOT NULL, coalesce(t.name, ''), t.price::text, t.eligibility_criteria::text,
 		       t.total_capacity, t.stripe_price_id
 		FROM (SELECT $1::uuid AS id) k
@@ -101,7 +101,7 @@ func queueLoadTicket(batch *pgx.Batch, id string) *ticketLoad {
 			present bool
 			st      = load.st
 		)
-		if err := row.Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &st.accounts, &st.inDoubt, &load.parent,
+		if err := row.Scan(&st.wanted, &st.account, &st.objectID, &st.fingerprint, &st.accounts, &st.inDoubt, &st.keyGeneration, &load.parent,
 			&present, &t.Name, &t.Price, &t.Eligibility, &t.TotalCapacity, &t.StripePriceID); err != nil {
 			return fmt.Errorf("load ticket %s: %w", id, err)
 		}
@@ -156,7 +156,7 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 	t, st := tl.t, tl.st
 	dt := newDoubter(conn)
 	o := &outcome{version: st.wanted, account: st.account, objectID: st.objectID, parentID: parent}
-	scope := fmt.Sprintf("ticket:%s:v%d", id, st.wanted)
+	scope := st.scope(outbox.KindTicket, id)
 
 	if t == nil {
 		everywhere := st.staleAccounts("")
@@ -194,6 +194,13 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 		return nil, err
 	}
 	if evOutcome.err != nil {
+		if needsNewKey(evOutcome.err) {
+			o.pre = append(o.pre, stmt{
+				sql:  `UPDATE stripe_sync_state SET key_generation = key_generation + 1 WHERE entity_type = 'event' AND entity_id = $1`,
+				args: []any{parent},
+				rank: rankEventState,
+			})
+		}
 		return o.fail(ActionSync, fmt.Errorf("event %s: %w", parent, evOutcome.err)), nil
 	}
 	recordParent(o, parent, evOutcome)

@@ -17,6 +17,15 @@ ALTER TABLE stripe_sync_state ADD COLUMN in_doubt boolean NOT NULL DEFAULT false
 ALTER TABLE stripe_sync_state ADD COLUMN pushed_version bigint NOT NULL DEFAULT 0;
 UPDATE stripe_sync_state SET pushed_version = handled_version WHERE fingerprint IS NOT NULL;
 
+-- key_generation is folded into the Idempotency-Key scope of the entity's
+-- writes. Stripe stores a 500 raised while a request executed under its key
+-- and replays it to every later request with that key, so a round that got a
+-- 5xx (or a replayed one) moves it on, and the next attempt sends new keys.
+-- A failure with no answer leaves it, so the retry sends the same keys and
+-- Stripe replays what it applied.
+ALTER TABLE stripe_sync_state ADD COLUMN key_generation integer NOT NULL DEFAULT 0;
+
 -- +goose Down
+ALTER TABLE stripe_sync_state DROP COLUMN key_generation;
 ALTER TABLE stripe_sync_state DROP COLUMN pushed_version;
 ALTER TABLE stripe_sync_state DROP COLUMN in_doubt;

@@ -1,0 +1,108 @@
+package jobs_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/jobs"
+)
+
+// storedServerErrors answers a share of the writes the way Stripe answers a
+// 500 raised once the endpoint started executing: the request is applied,
+// the answer is a 500, and Stripe stores that 500 under the Idempotency-Key,
+// replaying it (Idempotent-Replayed: true) to every later request with the
+// key.
+type storedServerErrors struct {
+	mu     sync.Mutex
+	rng    *rand.Rand
+	share  float64
+	stored map[string]bool
+	count  int
+}
+
+func (s *storedServerErrors) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("Idempotency-Key")
+		if r.Method != http.MethodPost || key == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.mu.Lock()
+		replay := s.stored[key]
+		fresh := !replay && s.rng.Float64() < s.share
+		if fresh {
+			s.stored[key] = true
+		}
+		if replay || fresh {
+			s.count++
+		}
+		s.mu.Unlock()
+		if fresh {
+			next.ServeHTTP(httptest.NewRecorder(), r) // applied; its answer replaced
+		}
+		if replay || fresh {
+			w.Header().Set("Content-Type", "application/json")
+			if replay {
+				w.Header().Set("Idempotent-Replayed", "true")
+			}
+			w.WriteHeader(http.StatusInternalServerError)
+			fmt.Fprint(w, `{"error": {"type": "api_error", "message": "An unknown error occurred"}}`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// The attempt after a 5xx, stored and replayed by Stripe, sends a new
+// Idempotency-Key (issue 11.2): with a quarter of the writes answered by a
+// stored 500, a catalogue converges, no job discarded, no duplicate object.
+func TestTicketWorker_newKeyAfterStoredServerError(t *testing.T) {
+	t.Parallel()
+	faults := &storedServerErrors{rng: rand.New(rand.NewPCG(11, 2)), share: 0.25, stored: map[string]bool{}}
+	b := setup(t, synctest.Options{WrapStripe: faults.wrap})
+	const events, tickets = 12, 2
+	for e := range events {
+		ev := eventID(700 + e)
+		insertEvent(t, b, ev, orgID, fmt.Sprintf("Event %d", e))
+		for k := range tickets {
+			insertTicket(t, b, ticketID(7000+10*e+k), ev, fmt.Sprintf("T%d", k), "10")
+		}
+	}
+	// River's backoff grows as attempt^4 seconds; run the retries now.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var busy int
+		require.NoError(t, b.Pool.QueryRow(context.Background(), `
+			SELECT count(*) FROM river_job WHERE kind IN ('stripe_sync_event', 'stripe_sync_ticket')
+			  AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&busy))
+		if busy == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "%d jobs never converged", busy)
+		retryNow(t, b)
+		time.Sleep(100 * time.Millisecond)
+	}
+	var notCompleted int
+	require.NoError(t, b.Pool.QueryRow(context.Background(), `
+		SELECT count(*) FROM river_job WHERE kind IN ('stripe_sync_event', 'stripe_sync_ticket') AND state <> 'completed'`).Scan(&notCompleted))
+	require.Zero(t, notCompleted, "no job discarded or cancelled")
+	require.Greater(t, faults.count, 5, "stored 500s were answered")
+
+	require.Len(t, b.Emulator.Products(account), events, "no duplicate Product")
+	require.Len(t, b.Emulator.Prices(account), events*tickets, "no duplicate Price")
+	for e := range events {
+		require.True(t, product(t, b, account, jobs.ProductID(eventID(700+e))).Active)
+		for k := range tickets {
+			activePrice(t, b, account, ticketID(7000+10*e+k))
+		}
+	}
+}
