@@ -14,6 +14,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
 // storedServerErrors answers a share of the writes the way Stripe answers a
@@ -104,5 +105,49 @@ func TestTicketWorker_newKeyAfterStoredServerError(t *testing.T) {
 		for k := range tickets {
 			activePrice(t, b, account, ticketID(7000+10*e+k))
 		}
+	}
+}
+
+// The attempt after a lost answer sends the same Idempotency-Key, so Stripe
+// replays what it applied; the attempt after a 5xx sends a new one.
+func TestEventWorker_idempotencyKeyAfterFailure(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		fault   stripeclient.FaultKind
+		sameKey bool
+	}{
+		{"LostAnswerSameKey", stripeclient.FaultResponseLost, true},
+		{"ServerErrorNewKey", stripeclient.FaultError500, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, synctest.Options{})
+			id := eventID(80)
+			insertEvent(t, b, id, orgID, "Keyed")
+			b.WaitIdle(t, 10*time.Second)
+			path := "/v1/products/" + jobs.ProductID(id)
+			b.Emulator.AddFault(stripeclient.Fault{Kind: c.fault, Method: "POST", PathPrefix: path, Times: 1})
+			b.Emulator.ResetRequests()
+			b.Exec(t, `UPDATE events SET title = 'Keyed again' WHERE event_id = $1`, id)
+			b.WaitIdle(t, 20*time.Second)
+
+			var keys []string
+			var replayed []bool
+			for _, r := range b.Emulator.Requests() {
+				if r.Method == http.MethodPost && r.Path == path {
+					keys = append(keys, r.IdempotencyKey)
+					replayed = append(replayed, r.Replayed)
+				}
+			}
+			require.Len(t, keys, 2, "the failed write and its retry")
+			if c.sameKey {
+				require.Equal(t, keys[0], keys[1])
+				require.True(t, replayed[1], "Stripe replayed the applied update")
+			} else {
+				require.NotEqual(t, keys[0], keys[1])
+			}
+			require.Equal(t, "Keyed again", product(t, b, account, jobs.ProductID(id)).Name)
+		})
 	}
 }
