@@ -209,7 +209,9 @@ func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *even
 	// lost write, then a change back): write the whole Product again. A
 	// Product write sets every field we own, so no read is needed first.
 	if !known || st.fingerprint != fp || st.inDoubt {
-		action, err = ensureProduct(ctx, d.Stripe, call, productID, params, known)
+		// A Product id not derived from the event is the old system's:
+		// it exists, most likely, so update it first.
+		action, err = ensureProduct(ctx, d.Stripe, call, productID, params, known || productID != ProductID(id))
 	}
 	o.account, o.objectID = account, productID
 	if err != nil {

@@ -225,7 +225,10 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 
 	call := stripeclient.Call{Account: account, IdempotencyScope: scope}
 	priceID, action := st.objectID, ActionArchive
-	if !known || st.fingerprint != fp || st.inDoubt {
+	switch legacy := deref(t.StripePriceID); {
+	case st.objectID == "" && legacy != "":
+		priceID, action, err = d.adoptLegacyPrice(ctx, call, st, legacy, params, immutable)
+	case !known || st.fingerprint != fp || st.inDoubt:
 		priceID, action, err = d.ensurePrice(ctx, call, st, known, params, immutable)
 	}
 	o.account = account
@@ -428,6 +431,40 @@ func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *sync
 		}
 	}
 	return d.createPrice(ctx, call, params)
+}
+
+// adoptLegacyPrice handles a ticket the sync never recorded whose row holds
+// a stripe_price_id from the system this project replaced (a Price without
+// our lookup key, or on another Product). It is adopted when its amount,
+// currency and product fit (updated in place, taking the lookup key), else
+// replaced by a Price of ours and archived, so it never stays on sale
+// beside ours. One read, the only one a trusted round makes, since nothing
+// recorded says what that Price is.
+func (d *Deps) adoptLegacyPrice(ctx context.Context, call stripeclient.Call, st *syncState, legacy string,
+	params stripeclient.PriceParams, immutable string,
+) (string, string, error) {
+	old, err := d.Stripe.GetPrice(ctx, call, legacy)
+	switch {
+	case stripeclient.IsClass(err, stripeclient.ClassNotFound):
+		old = nil
+	case err != nil:
+		return "", ActionSync, err
+	case old.Product == params.Product && old.Currency == params.Currency && old.UnitAmount == params.UnitAmount:
+		if _, err := d.Stripe.UpdatePrice(ctx, call, legacy, params); err != nil {
+			return "", ActionUpdate, err
+		}
+		return legacy, ActionUpdate, nil
+	}
+	id, action, err := d.ensurePrice(ctx, call, st, false, params, immutable)
+	if err != nil {
+		return "", action, err
+	}
+	if old != nil && old.Active && old.ID != id {
+		if _, err := d.Stripe.ArchivePrice(ctx, call, legacy); err != nil && !stripeclient.IsClass(err, stripeclient.ClassNotFound) {
+			return "", ActionArchive, err
+		}
+	}
+	return id, action, nil
 }
 
 func (d *Deps) createPrice(ctx context.Context, call stripeclient.Call, params stripeclient.PriceParams) (string, string, error) {

@@ -275,6 +275,9 @@ type workerConfig struct {
 	RescueAfter     time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	// DefaultTimeouts passes neither --job-timeout nor --rescue-stuck-after,
+	// so the worker runs with its own defaults.
+	DefaultTimeouts bool
 }
 
 // worker is a running `syncctl worker`.
@@ -311,9 +314,10 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 		"--log-format", "json",
 		"--log-level", cfg.LogLevel,
 		"--concurrency", strconv.Itoa(cfg.Concurrency),
-		"--job-timeout", cfg.JobTimeout.String(),
-		"--rescue-stuck-after", cfg.RescueAfter.String(),
 		"--shutdown-timeout", cfg.ShutdownTimeout.String(),
+	}
+	if !cfg.DefaultTimeouts {
+		args = append(args, "--job-timeout", cfg.JobTimeout.String(), "--rescue-stuck-after", cfg.RescueAfter.String())
 	}
 	if cfg.Rate > 0 {
 		args = append(args, "--rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64))

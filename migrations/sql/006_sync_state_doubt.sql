@@ -25,7 +25,42 @@ UPDATE stripe_sync_state SET pushed_version = handled_version WHERE fingerprint 
 -- Stripe replays what it applied.
 ALTER TABLE stripe_sync_state ADD COLUMN key_generation integer NOT NULL DEFAULT 0;
 
+-- An event deleted before its first sync may carry a stripe_product_id from
+-- the system this project replaced; once the row is gone nothing else says
+-- where that Product is. This records it (and the organisation's account) in
+-- the event's state row, which the event's own trigger has just locked and
+-- bumped (triggers fire in name order), for the delete job to archive. It
+-- writes nothing for an event the sync already recorded. search_path is
+-- fixed to the one the migration runs with (the sync schema first), so the
+-- function finds the state table wherever it lives.
+-- +goose StatementBegin
+CREATE FUNCTION stripe_sync_event_legacy_trigger()
+RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+    UPDATE stripe_sync_state s
+    SET stripe_object_id = OLD.stripe_product_id,
+        accounts = CASE WHEN o.stripe_onbehalfof = ANY (s.accounts) THEN s.accounts
+                        ELSE s.accounts || o.stripe_onbehalfof END
+    FROM organisations o
+    WHERE s.entity_type = 'event' AND s.entity_id = OLD.event_id AND s.stripe_object_id IS NULL
+      AND o.organisation_id = OLD.organisation_id AND coalesce(o.stripe_onbehalfof, '') <> '';
+    RETURN NULL;
+END;
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER stripe_sync_event_legacy_delete
+    AFTER DELETE ON events
+    FOR EACH ROW
+    WHEN (OLD.stripe_product_id IS NOT NULL)
+    EXECUTE FUNCTION stripe_sync_event_legacy_trigger();
+
 -- +goose Down
+DROP TRIGGER stripe_sync_event_legacy_delete ON events;
+DROP FUNCTION stripe_sync_event_legacy_trigger();
 ALTER TABLE stripe_sync_state DROP COLUMN key_generation;
 ALTER TABLE stripe_sync_state DROP COLUMN pushed_version;
 ALTER TABLE stripe_sync_state DROP COLUMN in_doubt;
