@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -243,7 +244,10 @@ type harness struct {
 	emu   *process
 	// apiBase is the emulator's root URL.
 	apiBase string
-	ctl     *stripeclient.EmulatorControl
+	// workerAPIBase, when set, is the Stripe API base the workers use
+	// instead of apiBase (a proxy in front of the emulator).
+	workerAPIBase string
+	ctl           *stripeclient.EmulatorControl
 }
 
 func newHarness(t *testing.T, key string) *harness {
@@ -309,7 +313,7 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 		cfg.LogLevel = "info"
 	}
 	args := []string{"worker",
-		"--stripe-api-base", h.apiBase,
+		"--stripe-api-base", cmp.Or(h.workerAPIBase, h.apiBase),
 		"--metrics-addr", "127.0.0.1:0",
 		"--log-format", "json",
 		"--log-level", cfg.LogLevel,
