@@ -472,9 +472,10 @@ func lockEventRow(eventID string) stmt {
 }
 
 // enqueueTicketsBehind enqueues, with the outcome, the event's tickets that
-// must follow its Product: those whose Price is not recorded on account, and
-// those whose latest change was handled without being pushed (their job was
-// cancelled because the event could not sync). It goes through the same SQL
+// must follow its Product: those whose Price is not recorded on account or
+// was archived (their organisation had no account), and those whose latest
+// change was handled without being pushed (their job was cancelled because
+// the event could not sync). It goes through the same SQL
 // function as the triggers, so River's uniqueness dedupes waiting jobs;
 // ticket rows in id order. Run it under lockEventRow.
 func enqueueTicketsBehind(eventID, account, except string) stmt {
@@ -484,7 +485,7 @@ func enqueueTicketsBehind(eventID, account, except string) stmt {
 			FROM event_tickets t
 			LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
 			WHERE t.event_id = $1 AND t.id::text <> $3
-			  AND (s.connected_account_id IS DISTINCT FROM $2
+			  AND (s.connected_account_id IS DISTINCT FROM $2 OR s.fingerprint = 'archived'
 			       OR (s.pushed_version < s.wanted_version AND s.handled_version >= s.wanted_version))
 			ORDER BY t.id`,
 		args: []any{eventID, account, except},

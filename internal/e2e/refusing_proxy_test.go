@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -28,6 +30,9 @@ func startRefusingProxy(t *testing.T, target string) *refusingProxy {
 	require.NoError(t, err)
 	p := &refusingProxy{}
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	// A lost answer (the emulator dropped the connection) must stay lost,
+	// not become the proxy's 502: the worker treats the two differently.
+	proxy.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if acct := p.account.Load(); acct != nil && r.Header.Get("Stripe-Account") == *acct {
 			p.refused.Add(1)
@@ -38,6 +43,7 @@ func startRefusingProxy(t *testing.T, target string) *refusingProxy {
 		}
 		proxy.ServeHTTP(w, r)
 	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	t.Cleanup(srv.Close)
 	p.url = srv.URL
 	return p
