@@ -219,8 +219,8 @@ func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *even
 	}
 	// The organisation moved to another account: the old Products must stop
 	// selling. A transient failure retries the job; an account that refuses
-	// us (deauthorised) is kept in accounts, so every later round of the
-	// event tries again, and logged; it blocks nothing here.
+	// us (deauthorised) blocks nothing here: it stays in accounts and the
+	// job is retried for it later (see outcome.refused).
 	accounts := []string{account}
 	for _, old := range stale {
 		if err := d.archiveProducts(ctx, old, uniqueNonEmpty(st.objectID, productID), scope); err != nil {
@@ -228,7 +228,7 @@ func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *even
 				return o.fail(ActionArchive, err), nil
 			}
 			accounts = append(accounts, old)
-			o.message = fmt.Sprintf("could not archive the Product on the previous account %s: %s", old, err)
+			o.refused = append(o.refused, old)
 			logger.Warn("could not archive the Product on the previous account",
 				slog.String("previous_account", old), slog.String("error", err.Error()))
 		}
@@ -365,7 +365,7 @@ func (d *Deps) archiveOffAccount(ctx context.Context, dt *doubter, o *outcome, i
 				slog.String("previous_account", account), slog.String("error", err.Error()))
 		}
 	}
-	o.accounts = refused
+	o.accounts, o.refused = refused, refused
 	o.succeed(ActionArchive, firstNonEmpty(st.account, everywhere[0]), firstNonEmpty(st.objectID, ids[0]), fingerprintArchived)
 	o.message = reason + ": archived its Product on " + strings.Join(everywhere, ", ")
 	return o, nil

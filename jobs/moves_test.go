@@ -129,16 +129,24 @@ func TestEventWorker_unreachableAccountBlocksNothing(t *testing.T) {
 	insertTicket(t, b, tk, ev, "Mason", "10.00")
 	b.WaitIdle(t, 10*time.Second)
 
-	// The first account deauthorises us; the event moves to the other.
+	// The first account deauthorises us; the event moves to the other. The
+	// jobs keep retrying the clean-up of the first account meanwhile.
 	refuse.Store(true)
 	b.Exec(t, `UPDATE events SET organisation_id = $2 WHERE event_id = $1`, ev, otherOrg)
-	b.WaitIdle(t, 20*time.Second)
-	require.True(t, product(t, b, otherAccount, jobs.ProductID(ev)).Active, "the move went on")
-	activePrice(t, b, otherAccount, tk)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p := product(t, b, otherAccount, jobs.ProductID(ev))
+		_, active := pricesOf(b, otherAccount, tk)
+		if p != nil && p.Active && active == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the move did not go on")
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// Deleted while the first account still refuses: the other is cleaned.
 	b.Exec(t, `DELETE FROM events WHERE event_id = $1`, ev)
-	deadline := time.Now().Add(20 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for {
 		p := product(t, b, otherAccount, jobs.ProductID(ev))
 		_, active := pricesOf(b, otherAccount, tk)
@@ -162,6 +170,8 @@ func TestEventWorker_unreachableAccountBlocksNothing(t *testing.T) {
 		retryNow(t, b)
 		time.Sleep(50 * time.Millisecond)
 	}
+	b.WaitIdle(t, 20*time.Second)
+	require.False(t, product(t, b, account, jobs.ProductID(ev)).Active)
 }
 
 // retryNow makes every sync job waiting for a retry run now.

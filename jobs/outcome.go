@@ -52,6 +52,12 @@ type outcome struct {
 	pre     []stmt
 	message string
 	err     error
+	// refused lists accounts that refused to archive a stale object (a
+	// deauthorised account) although the round otherwise succeeded; they
+	// stay in accounts. The job then fails with errRefused, so River retries
+	// the clean-up later, unless this outcome is a parent's inside a
+	// ticket's round, whose own outcome takes them over.
+	refused []string
 }
 
 type stmt struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,6 +105,14 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	o, err := reconcile(ctx, conn.Conn(), logger)
 	if err != nil {
 		return false, nil, err
+	}
+	if o.err == nil && len(o.refused) > 0 {
+		// In step on the current account, but an old one still holds an
+		// active object: fail (the state stays recorded) so River retries
+		// the clean-up with its backoff.
+		o.status, o.err = StatusFailed, fmt.Errorf("could not archive on %s (retrying later): %w",
+			strings.Join(uniqueNonEmpty(o.refused...), ", "), errRefused)
+		o.message = strings.TrimPrefix(o.message+"; "+o.err.Error(), "; ")
 	}
 	logger = logger.With(slog.String("account", o.account))
 

@@ -204,6 +204,7 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 		return o.fail(ActionSync, fmt.Errorf("event %s: %w", parent, evOutcome.err)), nil
 	}
 	recordParent(o, parent, evOutcome)
+	o.refused = append(o.refused, evOutcome.refused...)
 	productID := evOutcome.objectID
 
 	params, err := d.priceParams(t, productID)
@@ -243,17 +244,15 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 	}
 	// The organisation moved: the old account's Prices stop selling. A
 	// transient failure retries the job; an account that refuses us
-	// (deauthorised) stays listed in accounts, so the ticket's every later
-	// round tries it again, and is logged; it blocks nothing here.
+	// (deauthorised) blocks nothing here: it stays in accounts and the job
+	// is retried for it later (see outcome.refused).
 	accounts := []string{account}
 	refused, err := d.archiveTicketPricesPast(ctx, id, st, stale, scope, logger)
 	if err != nil {
 		return o.fail(ActionArchive, err), nil
 	}
-	if len(refused) > 0 {
-		accounts = append(accounts, refused...)
-		o.message = "could not archive the Price on the previous account " + strings.Join(refused, ", ")
-	}
+	accounts = append(accounts, refused...)
+	o.refused = append(o.refused, refused...)
 	o.pre = append(o.pre, priceWriteBack(t, priceID)...)
 	o.accounts = accounts
 	return o.succeed(action, account, priceID, fp), nil
@@ -283,7 +282,7 @@ func (d *Deps) archivePriceOffSale(ctx context.Context, dt *doubter, o *outcome,
 	if err != nil {
 		return o.fail(ActionArchive, err), nil
 	}
-	o.accounts = refused
+	o.accounts, o.refused = refused, refused
 	o.succeed(ActionArchive, firstNonEmpty(st.account, everywhere[0]), st.objectID, fingerprintArchived)
 	o.message = message
 	if dataErr != nil {
