@@ -697,6 +697,13 @@ func (c *chaos) summary(h *harness, stats *stripeclient.EmulatorStats, mutating,
 	_ = h.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM stripe_sync_log`).Scan(&logRows, &logFailed)
 	fmt.Fprintf(&b, "  sync jobs: %d, attempts %d, rescued after a kill %d; sync log rows %d (%d failed attempts)\n",
 		jobsTotal, attempts, rescued, logRows, logFailed)
+	// What a round really takes (the job timeout's default rests on it).
+	var p50, p99, longest float64
+	_ = h.pool.QueryRow(ctx, `
+		SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), 0),
+		       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 0), coalesce(max(duration_ms), 0)
+		FROM stripe_sync_log WHERE duration_ms IS NOT NULL`).Scan(&p50, &p99, &longest)
+	fmt.Fprintf(&b, "  round duration: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", p50, p99, longest)
 	fmt.Fprintf(&b, "  job states: %v", h.jobStates())
 	return b.String()
 }
