@@ -36,6 +36,14 @@ var chaosOrgs = []struct{ id, accountA, accountB string }{
 	{"0a000000-0000-4000-8000-00000000c003", "acct_chaos_3a", "acct_chaos_3b"},
 }
 
+// chaosMoves is the order of the organisations' account changes (to: 0 no
+// account, 1 its account A, 2 its account B): the first organisation loses
+// its account and gets it back, the last moves away from its account A while
+// A refuses us (see refuseFrom), the second moves and loses its account.
+var chaosMoves = []struct{ org, to int }{
+	{0, 0}, {2, 2}, {0, 1}, {1, 2}, {1, 0}, {1, 1},
+}
+
 // TestChaos_convergence mutates events and tickets at random from several
 // goroutines while three worker processes sync them, the emulator injects
 // 500s, lost responses, 429s and latency, and workers are killed with
@@ -139,9 +147,9 @@ func TestChaos_convergence(t *testing.T) {
 			nextKill = time.Now().Add(3*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))))
 		}
 		if now.After(nextMove) {
-			// Each organisation in turn: to its other account, to none, back.
-			o := chaosOrgs[moves%len(chaosOrgs)]
-			switch to := []string{o.accountB, "", o.accountA}[(moves/len(chaosOrgs))%3]; to {
+			m := chaosMoves[moves%len(chaosMoves)]
+			o := chaosOrgs[m.org]
+			switch to := []string{"", o.accountA, o.accountB}[m.to]; to {
 			case "":
 				h.exec(`UPDATE organisations SET stripe_onbehalfof = NULL WHERE organisation_id = $1`, o.id)
 				c.count("organisation's account set to NULL")
