@@ -85,6 +85,9 @@ func (w *OrgWorker) Work(ctx context.Context, job *river.Job[outbox.OrgArgs]) er
 			return err
 		}
 		if round >= maxRoundsPerAttempt {
+			if snoozes(job.Metadata) >= MaxSnoozes {
+				return fmt.Errorf("organisation %s changed during %d consecutive fan-outs; retrying with backoff", id, MaxSnoozes)
+			}
 			return river.JobSnooze(0)
 		}
 	}
