@@ -16,8 +16,13 @@ import (
 
 // Deps are what the workers need.
 type Deps struct {
-	// Pool is the database holding the host tables, River's and ours.
+	// Pool is the database holding the host tables, River's and ours. Its
+	// connections must have the sync schema first on their search_path
+	// (internal/dbconn does that).
 	Pool *pgxpool.Pool
+	// Schema is the sync schema holding River's tables. Defaults to
+	// outbox.DefaultSchema.
+	Schema string
 	// Stripe is the client every Stripe request goes through.
 	Stripe stripeclient.Client
 	// Currency is the lower-case ISO currency of every Price. Defaults to
@@ -125,6 +130,9 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	if deps.Pool == nil || deps.Stripe == nil {
 		return nil, fmt.Errorf("jobs: Deps.Pool and Deps.Stripe are required")
 	}
+	if deps.Schema == "" {
+		deps.Schema = outbox.DefaultSchema
+	}
 	if deps.Currency == "" {
 		deps.Currency = "aud"
 	}
@@ -157,6 +165,7 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 				func() (river.JobArgs, *river.InsertOpts) { return PruneLogArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "stripe_sync_prune_log", RunOnStart: true}),
 		},
+		Schema:               deps.Schema,
 		Queues:               map[string]river.QueueConfig{outbox.Queue: {MaxWorkers: opts.Concurrency}},
 		RescueStuckJobsAfter: opts.RescueStuckJobsAfter,
 		Workers:              workers,

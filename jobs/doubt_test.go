@@ -9,7 +9,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // waitJobRetrying polls until the newest job of kind for the entity (args
@@ -46,10 +46,10 @@ func TestEventWorker_revertAfterLostAnswer(t *testing.T) {
 	require.True(t, product(t, b, account, jobs.ProductID(id)).Active)
 
 	// v2 unpublishes: Stripe applies it, the answer is lost.
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultResponseLost, Method: "POST", PathPrefix: "/v1/products", Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultResponseLost, Method: "POST", PathPrefix: "/v1/products", Times: 1})
 	b.Exec(t, `UPDATE events SET is_published = false WHERE event_id = $1`, id)
 	waitJobRetrying(t, b, "stripe_sync_event", "event_id", id, 10*time.Second)
-	require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultResponseLost])
+	require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultResponseLost])
 	require.False(t, product(t, b, account, jobs.ProductID(id)).Active, "the lost write was applied")
 
 	// v3 republishes before the retry: it equals v1, which was recorded.
@@ -69,10 +69,10 @@ func TestTicketWorker_revertAfterLostAnswer(t *testing.T) {
 
 	// 10 -> 20: the new Price is created (taking the lookup key), its answer
 	// lost.
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultResponseLost, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultResponseLost, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
 	b.Exec(t, `UPDATE event_tickets SET price = 20 WHERE id = $1`, tk)
 	waitJobRetrying(t, b, "stripe_sync_ticket", "ticket_id", tk, 10*time.Second)
-	require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultResponseLost])
+	require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultResponseLost])
 
 	// -> 10 again before the retry.
 	b.Exec(t, `UPDATE event_tickets SET price = 10 WHERE id = $1`, tk)
@@ -94,10 +94,10 @@ func TestTicketWorker_revertAfterRefusedArchive(t *testing.T) {
 	b.WaitIdle(t, 10*time.Second)
 	first := activePrice(t, b, account, tk)
 
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultError500, Method: "POST", PathPrefix: "/v1/prices/" + first.ID, Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500, Method: "POST", PathPrefix: "/v1/prices/" + first.ID, Times: 1})
 	b.Exec(t, `UPDATE event_tickets SET price = 20 WHERE id = $1`, tk)
 	waitJobRetrying(t, b, "stripe_sync_ticket", "ticket_id", tk, 10*time.Second)
-	require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultError500])
+	require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultError500])
 
 	b.Exec(t, `UPDATE event_tickets SET price = 10 WHERE id = $1`, tk)
 	b.WaitIdle(t, 20*time.Second)

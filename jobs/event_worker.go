@@ -78,12 +78,9 @@ func (st *syncState) scope(kind outbox.Kind, id string) string {
 
 // needsNewKey reports whether the attempt after err must send new
 // Idempotency-Keys: Stripe answered 5xx, or replayed a 5xx it stored under
-// the key. After a failure with no answer the keys stay, so Stripe replays
-// what it may have applied.
-func needsNewKey(err error) bool {
-	var se *stripeclient.Error
-	return errors.As(err, &se) && se.HTTPStatus >= 500
-}
+// the key (stripeclient.NeedsNewKey). After a failure with no answer the
+// keys stay, so Stripe replays what it may have applied.
+func needsNewKey(err error) bool { return stripeclient.NeedsNewKey(err) }
 
 // trusted reports whether what was recorded is known to be what account
 // holds: the last write there was answered and recorded, so nothing needs

@@ -3,10 +3,7 @@ package jobs_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,62 +11,18 @@ import (
 
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
-
-// storedServerErrors answers a share of the writes the way Stripe answers a
-// 500 raised once the endpoint started executing: the request is applied,
-// the answer is a 500, and Stripe stores that 500 under the Idempotency-Key,
-// replaying it (Idempotent-Replayed: true) to every later request with the
-// key.
-type storedServerErrors struct {
-	mu     sync.Mutex
-	rng    *rand.Rand
-	share  float64
-	stored map[string]bool
-	count  int
-}
-
-func (s *storedServerErrors) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("Idempotency-Key")
-		if r.Method != http.MethodPost || key == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		s.mu.Lock()
-		replay := s.stored[key]
-		fresh := !replay && s.rng.Float64() < s.share
-		if fresh {
-			s.stored[key] = true
-		}
-		if replay || fresh {
-			s.count++
-		}
-		s.mu.Unlock()
-		if fresh {
-			next.ServeHTTP(httptest.NewRecorder(), r) // applied; its answer replaced
-		}
-		if replay || fresh {
-			w.Header().Set("Content-Type", "application/json")
-			if replay {
-				w.Header().Set("Idempotent-Replayed", "true")
-			}
-			w.WriteHeader(http.StatusInternalServerError)
-			fmt.Fprint(w, `{"error": {"type": "api_error", "message": "An unknown error occurred"}}`)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
 
 // The attempt after a 5xx, stored and replayed by Stripe, sends a new
 // Idempotency-Key (issue 11.2): with a quarter of the writes answered by a
 // stored 500, a catalogue converges, no job discarded, no duplicate object.
 func TestTicketWorker_newKeyAfterStoredServerError(t *testing.T) {
 	t.Parallel()
-	faults := &storedServerErrors{rng: rand.New(rand.NewPCG(11, 2)), share: 0.25, stored: map[string]bool{}}
-	b := setup(t, synctest.Options{WrapStripe: faults.wrap})
+	b := setup(t, synctest.Options{})
+	// Half of them applied before the 500, as Stripe may have.
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500Stored, Method: "POST", Probability: 0.125, Applied: true})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500Stored, Method: "POST", Probability: 0.125 / 0.875})
 	const events, tickets = 12, 2
 	for e := range events {
 		ev := eventID(700 + e)
@@ -96,7 +49,14 @@ func TestTicketWorker_newKeyAfterStoredServerError(t *testing.T) {
 	require.NoError(t, b.Pool.QueryRow(context.Background(), `
 		SELECT count(*) FROM river_job WHERE kind IN ('stripe_sync_event', 'stripe_sync_ticket') AND state <> 'completed'`).Scan(&notCompleted))
 	require.Zero(t, notCompleted, "no job discarded or cancelled")
-	require.Greater(t, faults.count, 5, "stored 500s were answered")
+	require.Greater(t, b.Emulator.FaultsInjected()[emulator.FaultError500Stored], 5, "stored 500s were answered")
+	replayed := 0
+	for _, r := range b.Emulator.Requests() {
+		if r.Replayed && r.Status == http.StatusInternalServerError {
+			replayed++
+		}
+	}
+	require.Zero(t, replayed, "no attempt sent a key whose 500 Stripe had stored")
 
 	require.Len(t, b.Emulator.Products(account), events, "no duplicate Product")
 	require.Len(t, b.Emulator.Prices(account), events*tickets, "no duplicate Price")
@@ -114,11 +74,11 @@ func TestEventWorker_idempotencyKeyAfterFailure(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name    string
-		fault   stripeclient.FaultKind
+		fault   emulator.FaultKind
 		sameKey bool
 	}{
-		{"LostAnswerSameKey", stripeclient.FaultResponseLost, true},
-		{"ServerErrorNewKey", stripeclient.FaultError500, false},
+		{"LostAnswerSameKey", emulator.FaultResponseLost, true},
+		{"ServerErrorNewKey", emulator.FaultError500, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -127,7 +87,7 @@ func TestEventWorker_idempotencyKeyAfterFailure(t *testing.T) {
 			insertEvent(t, b, id, orgID, "Keyed")
 			b.WaitIdle(t, 10*time.Second)
 			path := "/v1/products/" + jobs.ProductID(id)
-			b.Emulator.AddFault(stripeclient.Fault{Kind: c.fault, Method: "POST", PathPrefix: path, Times: 1})
+			b.Emulator.AddFault(emulator.Fault{Kind: c.fault, Method: "POST", PathPrefix: path, Times: 1})
 			b.Emulator.ResetRequests()
 			b.Exec(t, `UPDATE events SET title = 'Keyed again' WHERE event_id = $1`, id)
 			b.WaitIdle(t, 20*time.Second)

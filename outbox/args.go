@@ -11,6 +11,12 @@ import (
 // database (and a River installation) with other River users.
 const Queue = "stripe_sync"
 
+// DefaultSchema is the schema River's tables live in unless the operator
+// names another (migrations' DefaultSchema mirrors it; a test pins the two).
+// River clients take it as river.Config.Schema, and a raw insert notifies
+// River's channel "<schema>.river_insert".
+const DefaultSchema = "stripe_sync"
+
 // MaxAttempts is how many times a job runs before it is discarded. With the
 // backoff capped by package jobs, 25 attempts cover a Stripe outage of hours.
 // The SQL enqueue function writes the same number.

@@ -161,7 +161,7 @@ func TestBackfill(t *testing.T) {
 func BenchmarkBackfill(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: outbox.DefaultSchema})
 	require.NoError(b, err)
 	_, err = pool.Exec(ctx, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', 'acct_test')`, orgID)
 	require.NoError(b, err)

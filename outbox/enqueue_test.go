@@ -3,8 +3,6 @@ package outbox_test
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
@@ -29,7 +27,7 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	pool := testdb.New(t)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: outbox.DefaultSchema})
 	require.NoError(t, err)
 	_, err = pool.Exec(context.Background(),
 		`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', 'acct_test')`, orgID)
@@ -160,7 +158,7 @@ func TestTrigger_insert(t *testing.T) {
 		listener, err := bundle.pool.Acquire(ctx)
 		require.NoError(t, err)
 		defer listener.Release()
-		_, err = listener.Exec(ctx, `LISTEN "public.river_insert"`)
+		_, err = listener.Exec(ctx, `LISTEN "stripe_sync.river_insert"`)
 		require.NoError(t, err)
 		next := func() string {
 			t.Helper()
@@ -181,7 +179,7 @@ func TestTrigger_insert(t *testing.T) {
 		}
 		// Notifications arrive in commit order, so if the updates had sent
 		// one it would come before this marker.
-		_, err = bundle.pool.Exec(ctx, `SELECT pg_notify('public.river_insert', 'marker')`)
+		_, err = bundle.pool.Exec(ctx, `SELECT pg_notify('stripe_sync.river_insert', 'marker')`)
 		require.NoError(t, err)
 		require.Equal(t, "marker", next(), "updates whose job already waits must not notify")
 		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
@@ -298,7 +296,7 @@ func TestTrigger_matchesRiver(t *testing.T) {
 				kind.JobKind(), string(kind), idField(kind), id)
 			require.NoError(t, err)
 			var count int
-			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM river_job`).Scan(&count))
+			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM stripe_sync.river_job`).Scan(&count))
 			require.Equal(t, 1, count, "the trigger's insert must deduplicate against River's")
 
 			// With River's row gone, the trigger's own row must equal it in
@@ -345,46 +343,52 @@ func rawJob(t *testing.T, pool *pgxpool.Pool, id int64) map[string]any {
 }
 
 // The triggers run as their owner (SECURITY DEFINER), so the host
-// application's role needs grants on its own tables only, never on River's.
-func TestTrigger_appRoleNeedsNoRiverGrant(t *testing.T) {
+// application's roles, Supabase's service_role and a signed-in member as
+// authenticated under row security, keep writing the host tables as before,
+// and their writes enqueue, while none of them can reach the sync schema.
+func TestTrigger_hostRolesEnqueueWithoutReachingTheQueue(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	bundle := setup(t)
+	const member = "0b000000-0000-4000-8000-000000000001"
 
-	// Creating a role takes a superuser: the server's own user, on this
-	// test's database.
-	var dbName string
-	require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&dbName))
-	adminURL, err := url.Parse(os.Getenv("TEST_DATABASE_URL"))
-	require.NoError(t, err)
-	adminURL.Path = "/" + dbName
-	admin, err := pgx.Connect(ctx, adminURL.String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = admin.Close(ctx) })
+	for n, tc := range []struct {
+		name  string
+		setup []string
+	}{
+		{name: "ServiceRole", setup: []string{`SET LOCAL ROLE service_role`}},
+		{name: "SignedInMemberUnderRowSecurity", setup: []string{
+			`SET LOCAL ROLE authenticated`,
+			`SELECT set_config('request.jwt.claim.sub', '` + member + `', true)`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			bundle := setup(t)
+			_, err := bundle.pool.Exec(ctx, `INSERT INTO organisation_members VALUES ($1, $2)`, orgID, member)
+			require.NoError(t, err)
 
-	role := fmt.Sprintf("lodgetix_app_%d", time.Now().UnixNano())
-	_, err = admin.Exec(ctx, `CREATE ROLE `+role+` NOLOGIN`)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
-		_, _ = admin.Exec(context.Background(), `DROP ROLE `+role)
-	})
-	_, err = admin.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON organisations, events, event_tickets TO `+role)
-	require.NoError(t, err)
+			tx, err := bundle.pool.Begin(ctx)
+			require.NoError(t, err)
+			defer func() { _ = tx.Rollback(ctx) }()
+			for _, stmt := range tc.setup {
+				_, err = tx.Exec(ctx, stmt)
+				require.NoError(t, err)
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'As the app')`, eventID(90+n), orgID)
+			require.NoError(t, err, "the host role's insert must not need any grant in the sync schema")
+			_, err = tx.Exec(ctx, `UPDATE events SET title = 'Edited' WHERE event_id = $1`, eventID(90+n))
+			require.NoError(t, err)
+			_, err = tx.Exec(ctx, `SAVEPOINT probe`)
+			require.NoError(t, err)
+			_, err = tx.Exec(ctx, `SELECT count(*) FROM stripe_sync.river_job`)
+			require.ErrorContains(t, err, "permission denied", "the role really cannot reach River's tables")
+			_, err = tx.Exec(ctx, `ROLLBACK TO SAVEPOINT probe`)
+			require.NoError(t, err)
+			require.NoError(t, tx.Commit(ctx))
 
-	tx, err := admin.Begin(ctx)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `SET LOCAL ROLE `+role)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'As the app')`, eventID(9), orgID)
-	require.NoError(t, err, "the app role's insert must not need River grants")
-	_, err = tx.Exec(ctx, `SAVEPOINT probe`)
-	require.NoError(t, err)
-	_, err = tx.Exec(ctx, `SELECT count(*) FROM river_job`)
-	require.ErrorContains(t, err, "permission denied", "the role really has no grant on River's tables")
-	_, err = tx.Exec(ctx, `ROLLBACK TO SAVEPOINT probe`)
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(ctx))
-
-	require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+			jobs := jobRows(t, bundle.pool, "stripe_sync_event")
+			require.Len(t, jobs, 1)
+			require.JSONEq(t, `{"event_id":"`+eventID(90+n)+`"}`, string(jobs[0].EncodedArgs))
+		})
+	}
 }

@@ -1,7 +1,9 @@
 // Package stripeclient is the project's only door to Stripe: a narrow
 // interface over the Products and Prices the sync manages, its stripe-go v76
-// implementation, error classification, rate limiting, idempotency keys, and
-// a stateful emulator for tests and the demo.
+// implementation, error classification and idempotency keys. It paces
+// requests through a Limiter; the limit shared by every worker process is
+// stripeclient/pglimiter's, and stripeclient/emulator is the stateful Stripe
+// imitation tests and the demo run against.
 package stripeclient
 
 import (
@@ -64,6 +66,16 @@ type Call struct {
 	// equal parameters (A -> B -> A) is a new request. Empty sends no key.
 	// Reads never send one.
 	IdempotencyScope string
+	// IdempotencySalt, when not empty, is hashed into the Idempotency-Key
+	// with the parameters, so that a retry of the same change sends a new
+	// key. Set a value not used before for this change (for example how
+	// many 5xx answers it has had: "1", "2", ...) on the attempt after a
+	// failure for which NeedsNewKey is true, since Stripe replays a stored
+	// 500 to every request with the old key; keep it as it was after any
+	// other failure, above all one with no answer (AnswerNone), so that
+	// Stripe replays what it may have applied. Defaults to "": the key is
+	// the one IdempotencyKey gave before salts existed.
+	IdempotencySalt string
 }
 
 // ProductParams is the Stripe-visible state the sync gives a Product.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the migrations
 
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/migrations"
 )
 
@@ -67,7 +68,7 @@ func NewServer(ctx context.Context, rawURL string) (*Server, error) {
 	if err := migrations.InstallHostSchema(ctx, db); err != nil {
 		return nil, err
 	}
-	if _, err := migrations.Up(ctx, db, nil); err != nil {
+	if _, err := migrations.Up(ctx, s.url(s.template), migrations.Options{}); err != nil {
 		return nil, fmt.Errorf("migrate template: %w", err)
 	}
 	return s, nil
@@ -175,20 +176,21 @@ type poolConfig struct {
 }
 
 func openPool(ctx context.Context, dbURL string, pc poolConfig) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(dbURL)
+	cfg, err := dbconn.Config(dbURL, dbconn.Options{ApplicationName: pc.app, MaxConns: pc.maxConns})
 	if err != nil {
 		return nil, err
-	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = pc.app
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "60s"
-	if pc.maxConns > 0 {
-		cfg.MaxConns = pc.maxConns
 	}
 	if pc.counter != nil {
 		cfg.ConnConfig.Tracer = pc.counter
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
+		return nil, fmt.Errorf("open pool: %w", err)
+	}
+	// Connect now, so the search_path a new connection sets is not counted
+	// as a round trip of what is measured next.
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("open pool: %w", err)
 	}
 	return pool, nil

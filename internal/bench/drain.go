@@ -67,6 +67,7 @@ type drainSettings struct {
 
 func (s drainSettings) riverConfig(workers *river.Workers) *river.Config {
 	return &river.Config{
+		Schema:            outbox.DefaultSchema,
 		FetchCooldown:     fetchCooldown,
 		FetchPollInterval: fetchPollInterval,
 		JobTimeout:        2 * time.Minute,

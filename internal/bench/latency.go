@@ -81,7 +81,7 @@ const riverInsertSQL = `
 		VALUES ($1::jsonb, 'bench_latency', 25, '{}', 1, 'stripe_sync', 'available', '{}')
 		RETURNING id
 	)
-	SELECT pg_notify('public.river_insert', '{"queue": "stripe_sync"}') FROM job`
+	SELECT pg_notify('stripe_sync.river_insert', '{"queue": "stripe_sync"}') FROM job`
 
 // latencyArgs is a no-op job that reports when River started working it.
 type latencyArgs struct {

@@ -20,6 +20,10 @@ type Options struct {
 	WithFixture bool
 	// SampleData inserts the demo's sample rows after migrating.
 	SampleData bool
+	// WorkerRole is granted what `syncctl worker` needs (--worker-role).
+	WorkerRole string
+	// PrintSQL prints the install script instead of applying it.
+	PrintSQL bool
 }
 
 // NewCmdMigrate returns the command; runF replaces the run in tests.
@@ -30,7 +34,12 @@ func NewCmdMigrate(f *cmdutil.Factory, runF func(context.Context, *Options) erro
 		Short: "Apply River's and stripe-sync's migrations (idempotent)",
 		Long: `Installs River's tables, the sync tables, the enqueue function and the triggers
 into a database that already has the LodgeTix tables, and adds the
-stripe_product_id/stripe_price_id columns if missing. Host data is never rewritten.`,
+stripe_product_id/stripe_price_id columns if missing. Host data is never rewritten.
+
+Everything but the triggers goes into the sync schema (--schema, default
+stripe_sync), where no role but its owner and the worker role has any
+privilege: nothing is reachable through Supabase's Data API. A database
+migrated by an earlier version, with everything in public, is moved there.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
@@ -39,6 +48,10 @@ stripe_product_id/stripe_price_id columns if missing. Host data is never rewritt
 			return migrateRun(cmd.Context(), opts)
 		},
 	}
+	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", f.Getenv("SYNCCTL_WORKER_ROLE"),
+		"existing role to grant exactly what the worker needs (env SYNCCTL_WORKER_ROLE)")
+	cmd.Flags().BoolVar(&opts.PrintSQL, "print-sql", false,
+		"print the SQL that installs everything into a new database (for supabase/migrations) instead of applying it")
 	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")
 	cmd.Flags().BoolVar(&opts.SampleData, "sample-data", false, "insert the demo's sample organisations, events and tickets")
 	_ = cmd.Flags().MarkHidden("with-fixture")
@@ -47,6 +60,14 @@ stripe_product_id/stripe_price_id columns if missing. Host data is never rewritt
 }
 
 func migrateRun(ctx context.Context, opts *Options) error {
+	if opts.PrintSQL {
+		script, err := migrations.Script(opts.Factory.Schema, opts.WorkerRole)
+		if err != nil {
+			return &cmdutil.UsageError{Err: err}
+		}
+		_, err = fmt.Fprint(opts.Factory.IO.Out, script)
+		return err
+	}
 	pool, err := opts.Factory.Pool(ctx, "syncctl migrate")
 	if err != nil {
 		return err
@@ -59,7 +80,7 @@ func migrateRun(ctx context.Context, opts *Options) error {
 			return err
 		}
 	}
-	res, err := migrations.Up(ctx, db, nil)
+	res, err := migrations.Up(ctx, opts.Factory.DatabaseURL, migrations.Options{Schema: opts.Factory.Schema, WorkerRole: opts.WorkerRole})
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}

@@ -103,7 +103,7 @@ func uiRun(ctx context.Context, opts *Options) error {
 	}
 	// An insert-only client: River UI reads and edits jobs through it, and
 	// works none.
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Logger: logger})
+	client, err := river.NewClient(riverpgxv5.New(pool), opts.Factory.RiverConfig(&river.Config{Logger: logger}))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -20,8 +21,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
 // Options are the worker's dependencies and flags.
@@ -33,6 +35,10 @@ type Options struct {
 	// Rate is the Stripe requests per second shared by every worker on the
 	// database; 0 means DefaultRate of the key.
 	Rate float64
+	// EndpointRate, when positive, also limits each Stripe endpoint (method
+	// and route template), as Stripe does; 0 turns it off. Defaults to
+	// pglimiter.DefaultEndpointRate, or EnvEndpointRate when set.
+	EndpointRate float64
 	// AccountRate, when positive, also limits each connected account.
 	AccountRate float64
 	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
@@ -58,6 +64,9 @@ type Options struct {
 	Ready func(metricsAddr string)
 }
 
+// EnvEndpointRate is the environment variable --endpoint-rate defaults to.
+const EnvEndpointRate = "SYNCCTL_ENDPOINT_RATE"
+
 // NewCmdWorker returns the command; runF replaces the run in tests.
 func NewCmdWorker(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
@@ -69,16 +78,24 @@ it. Several worker processes may share one database. On SIGINT/SIGTERM the worke
 stops fetching, lets jobs in flight finish for --shutdown-timeout, then cancels
 the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.
 
-The Stripe rate limit (--rate, --account-rate) is one limit for all worker
-processes on the database, held in the table stripe_sync_rate_limit; requests
-go one at a time, paced 3% below --rate.`,
+The Stripe rate limit (--rate, --endpoint-rate, --account-rate) is one limit for
+all worker processes on the database, held in the table stripe_sync_rate_limit;
+requests go one at a time, paced 3% below --rate, and each endpoint (method and
+route, as Stripe counts them) 3% below --endpoint-rate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency < 1 {
 				return cmdutil.Usagef("--concurrency must be at least 1")
 			}
-			if opts.Rate < 0 || opts.AccountRate < 0 {
-				return cmdutil.Usagef("--rate and --account-rate must not be negative")
+			if env := f.Getenv(EnvEndpointRate); env != "" && !cmd.Flags().Changed("endpoint-rate") {
+				rate, err := strconv.ParseFloat(env, 64)
+				if err != nil {
+					return cmdutil.Usagef("%s=%q is not a number", EnvEndpointRate, env)
+				}
+				opts.EndpointRate = rate
+			}
+			if opts.Rate < 0 || opts.AccountRate < 0 || opts.EndpointRate < 0 {
+				return cmdutil.Usagef("--rate, --endpoint-rate and --account-rate must not be negative")
 			}
 			if opts.JobTimeout <= 0 {
 				return cmdutil.Usagef("--job-timeout must be positive")
@@ -104,6 +121,8 @@ go one at a time, paced 3% below --rate.`,
 	}
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 10, "jobs worked at once by this process")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second, shared by every worker on this database (default 25 for test keys, 100 for live keys)")
+	cmd.Flags().Float64Var(&opts.EndpointRate, "endpoint-rate", pglimiter.DefaultEndpointRate,
+		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit; env "+EnvEndpointRate+")")
 	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
@@ -165,23 +184,31 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	limiterPool, err := openLimiterPool(ctx, opts.Factory.DatabaseURL)
+	// Entity locks are session advisory locks and River wakes on LISTEN:
+	// behind a transaction-mode pooler both would silently stop working.
+	if err := dbconn.CheckSessionPinned(ctx, pool); err != nil {
+		if errors.Is(err, dbconn.ErrTransactionPooler) {
+			return &cmdutil.UsageError{Err: err}
+		}
+		return err
+	}
+	limiterPool, err := openLimiterPool(ctx, opts.Factory)
 	if err != nil {
 		return err
 	}
 	defer limiterPool.Close()
 
 	metrics := newMetrics(pool)
-	limiterOpts := stripeclient.PostgresLimiterOptions{Rate: rate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
+	limiterOpts := pglimiter.Options{Rate: rate, EndpointRate: opts.EndpointRate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
 	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
-		Limiter:  stripeclient.NewPostgresLimiter(limiterPool, limiterOpts),
+		Limiter:  pglimiter.New(limiterPool, limiterOpts),
 		Logger:   logger,
 		Observer: metrics.observeStripe,
 	})
 	if err != nil {
 		return err
 	}
-	client, err := jobs.NewClient(&jobs.Deps{Pool: pool, Stripe: sc, Currency: opts.Currency, Logger: logger},
+	client, err := jobs.NewClient(&jobs.Deps{Pool: pool, Schema: opts.Factory.SchemaName(), Stripe: sc, Currency: opts.Currency, Logger: logger},
 		jobs.Options{
 			Concurrency:          opts.Concurrency,
 			JobTimeout:           opts.JobTimeout,
@@ -201,7 +228,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
-		slog.Int("burst", stripeclient.DefaultBurst(rate)), slog.Duration("job_timeout", opts.JobTimeout),
+		slog.Float64("endpoint_rate", opts.EndpointRate), slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}
 	if opts.AccountRate > 0 {
 		attrs = append(attrs, slog.Float64("account_rate", opts.AccountRate))
@@ -247,17 +274,15 @@ func workerRun(ctx context.Context, opts *Options) error {
 // connection of the main pool in its transaction while it calls Stripe; were
 // the limiter to take its token from that pool too, jobs filling it would
 // each wait for a connection none of them will give back.
-func openLimiterPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
-	cfg, err := pgxpool.ParseConfig(databaseURL)
-	if err != nil {
+func openLimiterPool(ctx context.Context, f *cmdutil.Factory) (*pgxpool.Pool, error) {
+	pool, err := dbconn.Open(ctx, f.DatabaseURL, dbconn.Options{
+		ApplicationName: "syncctl worker rate limiter", Schema: f.SchemaName(), MaxConns: 4, StatementTimeout: 10 * time.Second,
+	})
+	if errors.Is(err, dbconn.ErrBadURL) {
 		return nil, cmdutil.Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = "syncctl worker rate limiter"
-	cfg.ConnConfig.RuntimeParams["statement_timeout"] = "10s"
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("rate limiter: connect to database: %w", err)
+		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
 	return pool, nil
 }

@@ -29,11 +29,9 @@ type DB struct {
 func NewDB(t testing.TB) *DB {
 	t.Helper()
 	db := &DB{URL: testdb.URL(t)}
+	db.Pool = testdb.Pool(t, db.URL)
 	var err error
-	db.Pool, err = pgxpool.New(context.Background(), db.URL)
-	require.NoError(t, err)
-	t.Cleanup(db.Pool.Close)
-	db.River, err = river.NewClient(riverpgxv5.New(db.Pool), &river.Config{})
+	db.River, err = river.NewClient(riverpgxv5.New(db.Pool), &river.Config{Schema: testdb.Schema})
 	require.NoError(t, err)
 	return db
 }

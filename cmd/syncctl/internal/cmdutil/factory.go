@@ -2,7 +2,7 @@ package cmdutil
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
@@ -30,6 +31,9 @@ type Factory struct {
 	// default to DATABASE_URL and STRIPE_API_BASE.
 	DatabaseURL   string
 	StripeAPIBase string
+	// Schema is the root's --schema (env STRIPE_SYNC_SCHEMA): where River's
+	// tables and ours live. Defaults to dbconn.DefaultSchema.
+	Schema string
 	// PoolMaxConns, when set before the first Pool call, sizes the pool
 	// (unless the URL sets pool_max_conns). Defaults to pgx's default, which
 	// suits one-shot commands; the worker holds a connection per job in
@@ -47,7 +51,8 @@ func NewFactory(io *IOStreams, getenv func(string) string) *Factory {
 
 // Pool opens (once) the pool on DatabaseURL, named applicationName in
 // pg_stat_activity, with a statement timeout so a stuck query cannot hang a
-// command or a worker forever.
+// command or a worker forever, and the sync schema first on its
+// search_path (see internal/dbconn).
 func (f *Factory) Pool(ctx context.Context, applicationName string) (*pgxpool.Pool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -57,30 +62,38 @@ func (f *Factory) Pool(ctx context.Context, applicationName string) (*pgxpool.Po
 	if f.DatabaseURL == "" {
 		return nil, Usagef("no database: set DATABASE_URL or pass --database-url")
 	}
-	cfg, err := pgxpool.ParseConfig(f.DatabaseURL)
-	if err != nil {
-		// pgx's message quotes the URL, password included: keep it out.
+	if err := dbconn.ValidateSchema(f.SchemaName()); err != nil {
+		return nil, &UsageError{Err: err}
+	}
+	pool, err := dbconn.Open(ctx, f.DatabaseURL, dbconn.Options{
+		ApplicationName: applicationName, Schema: f.SchemaName(), MaxConns: f.PoolMaxConns,
+	})
+	if errors.Is(err, dbconn.ErrBadURL) {
 		return nil, Usagef("DATABASE_URL is not a valid PostgreSQL connection string")
 	}
-	cfg.ConnConfig.RuntimeParams["application_name"] = applicationName
-	if f.PoolMaxConns > 0 && !strings.Contains(f.DatabaseURL, "pool_max_conns") {
-		cfg.MaxConns = f.PoolMaxConns
-	}
-	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
-		cfg.ConnConfig.RuntimeParams["statement_timeout"] = "60s"
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("connect to database: %w", err)
-	}
-	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connect to database %s: %w", cfg.ConnConfig.Host, err)
+		return nil, err
 	}
 	f.pool = pool
 	return pool, nil
+}
+
+// SchemaName is Schema or, when empty, dbconn.DefaultSchema.
+func (f *Factory) SchemaName() string {
+	if f.Schema == "" {
+		return dbconn.DefaultSchema
+	}
+	return f.Schema
+}
+
+// RiverConfig returns config with the sync schema set, which every River
+// client of ours needs: River's tables live there, not in public.
+func (f *Factory) RiverConfig(config *river.Config) *river.Config {
+	if config == nil {
+		config = &river.Config{}
+	}
+	config.Schema = f.SchemaName()
+	return config
 }
 
 // River opens the pool (see Pool) and an insert-only River client on it, the
@@ -90,7 +103,7 @@ func (f *Factory) River(ctx context.Context, applicationName string) (*pgxpool.P
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{})
+	client, err := river.NewClient(riverpgxv5.New(pool), f.RiverConfig(nil))
 	if err != nil {
 		return nil, nil, err
 	}

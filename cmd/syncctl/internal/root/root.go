@@ -35,6 +35,8 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
 	cmd.PersistentFlags().StringVar(&f.DatabaseURL, "database-url", f.Getenv("DATABASE_URL"),
 		"PostgreSQL connection string (env DATABASE_URL)")
+	cmd.PersistentFlags().StringVar(&f.Schema, "schema", f.Getenv("STRIPE_SYNC_SCHEMA"),
+		"schema holding River's tables and stripe-sync's (env STRIPE_SYNC_SCHEMA; default stripe_sync)")
 	cmd.PersistentFlags().StringVar(&f.StripeAPIBase, "stripe-api-base", f.Getenv("STRIPE_API_BASE"),
 		"Stripe API base URL, for stripe-mock or the emulator (env STRIPE_API_BASE; default Stripe's API)")
 
