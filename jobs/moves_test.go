@@ -179,3 +179,68 @@ func retryNow(t *testing.T, b *synctest.Bundle) {
 	t.Helper()
 	b.Exec(t, `UPDATE river_job SET scheduled_at = now() WHERE state IN ('retryable', 'available') AND kind LIKE 'stripe_sync_%'`)
 }
+
+// A move away from an account that refuses us must not forget the old
+// account's Price: here a price change created a second Price there (which
+// took the lookup key) before the old one's archive was refused, so the
+// lookup key alone no longer finds the old one (chaos finding, seed
+// 1796545574030047688).
+func TestTicketWorker_moveOffRefusingAccountForgetsNothing(t *testing.T) {
+	t.Parallel()
+	var refuseAll, refuseArchive atomic.Bool
+	var oldPrice atomic.Pointer[string]
+	b := setup(t, synctest.Options{WrapStripe: func(next http.Handler) http.Handler {
+		all := refusing(account, &refuseAll)(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := oldPrice.Load(); refuseArchive.Load() && p != nil && r.URL.Path == "/v1/prices/"+*p {
+				var on atomic.Bool
+				on.Store(true)
+				refusing(account, &on)(next).ServeHTTP(w, r)
+				return
+			}
+			all.ServeHTTP(w, r)
+		})
+	}})
+	addOtherOrg(t, b)
+	ev, tk := eventID(54), ticketID(54)
+	insertEvent(t, b, ev, orgID, "Stranded")
+	insertTicket(t, b, tk, ev, "Mason", "10.00")
+	b.WaitIdle(t, 10*time.Second)
+	first := activePrice(t, b, account, tk)
+	oldPrice.Store(&first.ID)
+
+	// A new amount: the new Price is created, archiving the old one refused.
+	refuseArchive.Store(true)
+	b.Exec(t, `UPDATE event_tickets SET price = 20 WHERE id = $1`, tk)
+	waitJobRetrying(t, b, "stripe_sync_ticket", "ticket_id", tk, 10*time.Second)
+	// Then the whole account refuses, and the event moves away from it.
+	refuseAll.Store(true)
+	b.Exec(t, `UPDATE events SET organisation_id = $2 WHERE event_id = $1`, ev, otherOrg)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, active := pricesOf(b, otherAccount, tk)
+		if active == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the move did not go on")
+		retryNow(t, b)
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The account answers again; the ticket is deleted.
+	refuseArchive.Store(false)
+	refuseAll.Store(false)
+	b.Exec(t, `DELETE FROM event_tickets WHERE id = $1`, tk)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		_, activeOld := pricesOf(b, account, tk)
+		_, activeNew := pricesOf(b, otherAccount, tk)
+		if activeOld == 0 && activeNew == 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "a Price is still on sale: %d on the old account, %d on the new", activeOld, activeNew)
+		retryNow(t, b)
+		time.Sleep(20 * time.Millisecond)
+	}
+	b.WaitIdle(t, 20*time.Second)
+}

@@ -108,8 +108,11 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	}
 	if o.err == nil && len(o.refused) > 0 {
 		// In step on the current account, but an old one still holds an
-		// active object: fail (the state stays recorded) so River retries
-		// the clean-up with its backoff.
+		// active object: fail so River retries the clean-up with its
+		// backoff. What was recorded stays as it was (in doubt): it names the
+		// old account's object, which the retry must still archive (a
+		// Price's id is found nowhere else once the lookup key moved on).
+		o.pushed = false
 		o.status, o.err = StatusFailed, fmt.Errorf("could not archive on %s (retrying later): %w",
 			strings.Join(uniqueNonEmpty(o.refused...), ", "), errRefused)
 		o.message = strings.TrimPrefix(o.message+"; "+o.err.Error(), "; ")

@@ -89,7 +89,9 @@ func TestChaos_convergence(t *testing.T) {
 	for _, f := range []emulator.Fault{
 		{Kind: emulator.FaultLatency, Probability: 0.2, Latency: 20 * time.Millisecond, LatencyMax: 400 * time.Millisecond},
 		{Kind: emulator.FaultLatency, Probability: 0.01, Latency: 2 * time.Second, LatencyMax: 6 * time.Second},
-		{Kind: emulator.FaultError500, Probability: 0.04},
+		{Kind: emulator.FaultError500, Probability: 0.03},
+		// Stripe stores a 500 raised mid-request under the key and replays it.
+		{Kind: emulator.FaultError500Stored, Method: "POST", Probability: 0.02, Applied: true},
 		{Kind: emulator.FaultResponseLost, Probability: 0.04},
 		{Kind: emulator.FaultRateLimit, Probability: 0.04, RetryAfter: time.Second},
 	} {
