@@ -214,7 +214,8 @@ func skipUnreachable(o *outcome) {
 	if o.err == nil || !errors.As(o.err, &ue) {
 		return
 	}
-	o.post = append(o.post, stmt{sql: markUnreachableSQL, args: []any{ue.Account, ue.Reason}})
+	// The mark locks no host or state row: its rank only places it last.
+	o.pre = append(o.pre, stmt{sql: markUnreachableSQL, args: []any{ue.Account, ue.Reason}, rank: rankTicketState})
 	o.account = ue.Account
 	o.err = nil
 	o.skip(o.action, fmt.Sprintf("connected account %s is unreachable: %s; "+

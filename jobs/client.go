@@ -38,18 +38,39 @@ func (d *Deps) runner() *runner {
 	return &runner{pool: d.Pool, logger: d.Logger, now: d.Clock}
 }
 
+// DefaultJobTimeout bounds one attempt of a sync job unless
+// Options.JobTimeout says otherwise. A round is at most six Stripe requests
+// (an in-doubt Price replacement: the Product, a lookup, an archive, a
+// create, an archive of the old Price, one more account) plus the shared
+// limiter's wait, which is about concurrency / rate per request with a
+// backlog (0.4 s at 10 jobs and 25 requests/s). Measured round times (see
+// the README) are tens of milliseconds against the emulator and stay under
+// 5 s with 100-800 ms of Stripe latency and a backlog; 20 s leaves room for
+// Stripe's slow tail while keeping a killed worker's entity waiting seconds,
+// not minutes.
+const DefaultJobTimeout = 20 * time.Second
+
+// DefaultRescueMargin is how much longer than the job timeout a job must
+// have been running before River's rescuer returns it (a live attempt must
+// never be rescued). With River's rescuer running every 30 s on the leader,
+// and a new leader elected within about 20 s when the killed worker held
+// leadership, a killed worker's entity is retried within
+// 20 + 5 + 20 + 30 s, about 75 s (TestWorker_killedWorkerCostsSeconds asks
+// for 90).
+const DefaultRescueMargin = 5 * time.Second
+
 // Options tune the River client that runs the workers.
 type Options struct {
 	// Concurrency is how many jobs this process works at once. Defaults to
 	// 10. The shared Stripe rate limit, not this, is the throughput ceiling.
 	Concurrency int
-	// JobTimeout bounds one attempt. Defaults to 2 minutes: a sync is a few
-	// Stripe calls, each with its own 30 s HTTP timeout.
+	// JobTimeout bounds one attempt. Defaults to DefaultJobTimeout. An
+	// attempt cut short is retried with River's backoff.
 	JobTimeout time.Duration
 	// RescueStuckJobsAfter is when River's rescuer returns a job left running
 	// by a killed process. It must exceed JobTimeout (so a live attempt is
-	// never rescued); defaults to JobTimeout + 1 minute, so a kill -9 delays
-	// an entity by minutes, not River's default hour.
+	// never rescued); defaults to JobTimeout + DefaultRescueMargin, so a
+	// kill -9 delays an entity by about a minute, not River's default hour.
 	RescueStuckJobsAfter time.Duration
 	// FetchCooldown is the least time between two fetches by one producer.
 	// Defaults to 10 ms: trigger inserts notify the producer, and with
@@ -85,10 +106,10 @@ func (o *Options) defaults() {
 		o.Concurrency = 10
 	}
 	if o.JobTimeout <= 0 {
-		o.JobTimeout = 2 * time.Minute
+		o.JobTimeout = DefaultJobTimeout
 	}
 	if o.RescueStuckJobsAfter <= o.JobTimeout {
-		o.RescueStuckJobsAfter = o.JobTimeout + time.Minute
+		o.RescueStuckJobsAfter = o.JobTimeout + DefaultRescueMargin
 	}
 	if o.FetchCooldown <= 0 {
 		o.FetchCooldown = 10 * time.Millisecond

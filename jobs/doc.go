@@ -19,5 +19,14 @@
 // otherwise it syncs again. That closes the window in which a change
 // deduplicated against the running job would be lost. The finishing
 // transaction takes row locks in the host's order (event row, ticket rows,
-// ticket state, event state), so it never deadlocks with a host DELETE.
+// event state, ticket state: see lockRank), so it never deadlocks with a
+// host DELETE; the bulk paths (an organisation's account move, reconcile
+// --fix) never wait on a lock while holding one (see enqueueBulk).
+//
+// Before a round's first Stripe write for an entity it marks the entity in
+// doubt, committed on its own; the round's record clears the mark. A round
+// that finds the mark set (a lost answer, a kill -9, a failed commit) does
+// not trust what was last recorded but reconciles from Stripe's side; one
+// that finds it clear sends only the writes the change needs, with no read
+// before a create.
 package jobs

@@ -3,6 +3,7 @@ package jobs
 import (
 	"errors"
 
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
@@ -46,16 +47,47 @@ type outcome struct {
 	// accounts, when not nil, replaces stripe_sync_state.accounts: the
 	// accounts where objects may still be active after this round.
 	accounts []string
-	// pre and post are statements recorded with the outcome, before and
-	// after the entity's own state row (see record for the order).
-	pre, post []stmt
-	message   string
-	err       error
+	// pre are statements recorded with the outcome, run in the host's lock
+	// order with the entity's own state row (see lockRank).
+	pre     []stmt
+	message string
+	err     error
+	// refused lists accounts that refused to archive a stale object (a
+	// deauthorised account) although the round otherwise succeeded; they
+	// stay in accounts. The job then fails with errRefused, so River retries
+	// the clean-up later, unless this outcome is a parent's inside a
+	// ticket's round, whose own outcome takes them over.
+	refused []string
 }
 
 type stmt struct {
 	sql  string
 	args []any
+	// rank is the kind of row the statement locks; record runs statements
+	// in rank order.
+	rank lockRank
+}
+
+// lockRank orders the row locks a round's record takes the way the host's
+// statements take theirs. A host DELETE of events locks the event rows, the
+// ticket rows (the cascade), then, in its AFTER triggers, the events' state
+// rows and only then the tickets' (PostgreSQL fires the triggers the cascade
+// queues after the events' own). Taking ours in the same order, and the
+// event's row first of all, makes the two wait for each other instead of
+// deadlocking.
+type lockRank int
+
+const (
+	rankHostRow lockRank = iota
+	rankEventState
+	rankTicketState
+)
+
+func stateRank(kind outbox.Kind) lockRank {
+	if kind == outbox.KindTicket {
+		return rankTicketState
+	}
+	return rankEventState
 }
 
 func (o *outcome) succeed(action, account, objectID, fp string) *outcome {

@@ -466,9 +466,10 @@ type FixResult struct {
 }
 
 // Fix repairs findings. A missing or drifted object is the job's to fix: Fix
-// forgets what the sync recorded as pushed for the entity (ForgetPushed), so
-// its job does not take Stripe for in step, and enqueues the job through
-// outbox.Enqueue, in one transaction. An extra object (and a ticket's second
+// marks the entity in doubt (stripe_sync_state.in_doubt), so its job does not
+// take Stripe for in step but reconciles from Stripe's side, and enqueues
+// the job through outbox.Enqueue, in the same transaction (batches of
+// bulkBatch, see enqueueBulk). An extra object (and a ticket's second
 // active Price) is archived here, under the entity's lock, unless by then
 // the sync records it as the entity's object, in which case the entity's
 // job is enqueued instead. Extras are archived before any job is enqueued,
@@ -500,30 +501,18 @@ func (r *Reconciler) Fix(ctx context.Context, client *river.Client[pgx.Tx], find
 	if len(requeue) == 0 {
 		return res, nil
 	}
-	// Events before tickets: the order every job takes the entity locks in.
-	slices.SortStableFunc(requeue, func(a, b outbox.Entity) int { return cmp.Compare(kindOrder(a.Kind), kindOrder(b.Kind)) })
-	err := pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
-		for _, kind := range []outbox.Kind{outbox.KindEvent, outbox.KindTicket} {
-			var ids []string
-			for _, e := range requeue {
-				if e.Kind == kind {
-					ids = append(ids, e.ID)
-				}
-			}
-			if err := ForgetPushed(ctx, tx, kind, ids); err != nil {
-				return err
-			}
+	// enqueueBulk marks each entity in doubt, so its job compares with
+	// Stripe instead of trusting what it last pushed, and never waits on a
+	// lock while holding one, so the host's transactions cannot deadlock
+	// with it.
+	results, err := enqueueBulk(ctx, r.Pool, client, requeue, true)
+	for _, result := range results {
+		if result.Duplicate {
+			res.Deduplicated++
+		} else {
+			res.Enqueued++
 		}
-		results, err := outbox.Enqueue(ctx, client, tx, requeue...)
-		for _, result := range results {
-			if result.Duplicate {
-				res.Deduplicated++
-			} else {
-				res.Enqueued++
-			}
-		}
-		return err
-	})
+	}
 	if err != nil {
 		return res, fmt.Errorf("enqueue repairs: %w", err)
 	}
@@ -568,36 +557,4 @@ func (r *Reconciler) archiveExtra(ctx context.Context, f Finding) (bool, error) 
 		return nil
 	})
 	return archived, err
-}
-
-// ForgetPushed clears the fingerprint stripe_sync_state records for each
-// entity, so the entity's next job compares the row with Stripe instead of
-// with what it last pushed: it rewrites every field even when the row has not
-// changed, which is what repairs an object edited in Stripe directly. It
-// takes each entity's lock first (ids in order), so a job round in flight
-// cannot record its fingerprint over the cleared one. Call it for events
-// before tickets, the order jobs lock in. Returns an *outbox.InvalidIDError
-// if an id is not a UUID.
-func ForgetPushed(ctx context.Context, tx pgx.Tx, kind outbox.Kind, ids []string) error {
-	canonical := make([]string, 0, len(ids))
-	for _, id := range ids {
-		c, err := outbox.ParseID(id)
-		if err != nil {
-			return err
-		}
-		canonical = append(canonical, c)
-	}
-	slices.Sort(canonical)
-	canonical = slices.Compact(canonical)
-	for _, id := range canonical {
-		if err := lock(ctx, tx, kind, id); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE stripe_sync_state SET fingerprint = NULL
-		WHERE entity_type = $1 AND entity_id = ANY($2::uuid[])`, string(kind), canonical); err != nil {
-		return fmt.Errorf("forget pushed %ss: %w", kind, err)
-	}
-	return nil
 }

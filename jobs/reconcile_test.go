@@ -63,13 +63,13 @@ func TestReconciler_renamedProductAndArchivedPrice(t *testing.T) {
 	}, report.Findings)
 
 	// A sync job alone would change nothing: the fingerprints still match
-	// what was pushed. Fix forgets them first.
+	// what was pushed. Fix marks the entities in doubt first.
 	require.Equal(t, jobs.FixResult{Enqueued: 2}, fix(t, b, report.Findings))
 	b.WaitIdle(t, 10*time.Second)
 
 	require.Equal(t, "Banquet", product(t, b, account, p.ID).Name)
 	repaired := activePrice(t, b, account, tk1)
-	require.NotEqual(t, archived.ID, repaired.ID, "an archived Price cannot be reactivated by the sync: a new one takes its lookup key")
+	require.Equal(t, archived.ID, repaired.ID, "the archived Price is active again (Stripe allows active=true on update): no new Price")
 	require.Equal(t, jobs.LookupKey(tk1), repaired.LookupKey)
 	require.Empty(t, reconcile(t, b, "").Findings, "a second reconcile finds no drift")
 }

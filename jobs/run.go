@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -106,6 +107,17 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 		return false, nil, err
 	}
 	skipUnreachable(o)
+	if o.err == nil && len(o.refused) > 0 {
+		// In step on the current account, but an old one still holds an
+		// active object: fail so River retries the clean-up with its
+		// backoff. What was recorded stays as it was (in doubt): it names the
+		// old account's object, which the retry must still archive (a
+		// Price's id is found nowhere else once the lookup key moved on).
+		o.pushed = false
+		o.status, o.err = StatusFailed, fmt.Errorf("could not archive on %s (retrying later): %w",
+			strings.Join(uniqueNonEmpty(o.refused...), ", "), errRefused)
+		o.message = strings.TrimPrefix(o.message+"; "+o.err.Error(), "; ")
+	}
 	logger = logger.With(slog.String("account", o.account))
 
 	finalAttempt := job.Attempt >= job.MaxAttempts
@@ -170,38 +182,30 @@ func retryResult(err error, snoozed int) error {
 }
 
 // record opens the round's transaction and writes its rows in the host's
-// lock order (host rows, then ticket state, then event state: a host DELETE
-// of an event locks the event, its tickets, their state rows, then the
-// event's state row), all in one pipelined batch, and returns the entity's
+// lock order (see lockRank: host rows, then event state, then ticket
+// state), all in one pipelined batch, and returns the entity's
 // wanted_version read under its row lock: if it moved past o.version, a
-// change committed while this round ran.
+// change committed while this round ran. A pushed outcome advances
+// pushed_version and, if the round wrote to Stripe (or read it), clears
+// in_doubt: its answers say what Stripe now holds. A round that sent nothing
+// leaves in_doubt as it is, since it may have been set (reconcile --fix)
+// after the round read the state. A round that failed with a 5xx moves
+// key_generation on, so the next attempt sends new Idempotency-Keys.
 func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref entityRef, o *outcome, terminal bool, took time.Duration) (int64, error) {
 	batch := &pgx.Batch{}
 	batch.Queue("begin")
 	tx.open = true
-	for _, s := range o.pre {
-		batch.Queue(s.sql, s.args...)
-	}
 	var wanted int64
-	batch.Queue(`
-		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
-			stripe_object_id, fingerprint, synced_at, handled_version, accounts)
-		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END,
-			coalesce($10::text[], '{}'))
-		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
-			parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
-			connected_account_id = CASE WHEN $9 THEN EXCLUDED.connected_account_id ELSE s.connected_account_id END,
-			stripe_object_id = CASE WHEN $9 THEN EXCLUDED.stripe_object_id ELSE s.stripe_object_id END,
-			fingerprint = CASE WHEN $9 THEN EXCLUDED.fingerprint ELSE s.fingerprint END,
-			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
-			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
-			accounts = coalesce($10::text[], s.accounts)
-		RETURNING wanted_version`,
-		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
-		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
-	).QueryRow(func(row pgx.Row) error { return row.Scan(&wanted) })
-	for _, s := range o.post {
-		batch.Queue(s.sql, s.args...)
+	own := stateRank(ref.kind)
+	for rank := rankHostRow; rank <= rankTicketState; rank++ {
+		for _, s := range o.pre {
+			if s.rank == rank {
+				batch.Queue(s.sql, s.args...)
+			}
+		}
+		if rank == own {
+			queueOwnState(batch, ref, o, terminal, &wanted)
+		}
 	}
 	batch.Queue(`
 		INSERT INTO stripe_sync_log (entity_type, entity_id, stripe_object_id, connected_account_id, action,
@@ -213,6 +217,32 @@ func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref ent
 		return 0, fmt.Errorf("record outcome: %w", err)
 	}
 	return wanted, nil
+}
+
+// queueOwnState queues the upsert of the entity's own state row, which reads
+// wanted_version back under the row's lock.
+func queueOwnState(batch *pgx.Batch, ref entityRef, o *outcome, terminal bool, wanted *int64) {
+	batch.Queue(`
+		INSERT INTO stripe_sync_state AS s (entity_type, entity_id, parent_id, connected_account_id,
+			stripe_object_id, fingerprint, synced_at, handled_version, accounts, pushed_version)
+		VALUES ($1, $2, nullif($3, '')::uuid, $4, $5, $6, now(), CASE WHEN $8 THEN $7::bigint ELSE 0 END,
+			coalesce($10::text[], '{}'), CASE WHEN $9 THEN $7::bigint ELSE 0 END)
+		ON CONFLICT (entity_type, entity_id) DO UPDATE SET
+			parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
+			connected_account_id = CASE WHEN $9 THEN EXCLUDED.connected_account_id ELSE s.connected_account_id END,
+			stripe_object_id = CASE WHEN $9 THEN EXCLUDED.stripe_object_id ELSE s.stripe_object_id END,
+			fingerprint = CASE WHEN $9 THEN EXCLUDED.fingerprint ELSE s.fingerprint END,
+			synced_at = CASE WHEN $9 THEN now() ELSE s.synced_at END,
+			handled_version = CASE WHEN $8 THEN greatest(s.handled_version, $7::bigint) ELSE s.handled_version END,
+			accounts = coalesce($10::text[], s.accounts),
+			in_doubt = CASE WHEN $11 THEN false ELSE s.in_doubt END,
+			pushed_version = CASE WHEN $9 THEN greatest(s.pushed_version, $7::bigint) ELSE s.pushed_version END,
+			key_generation = s.key_generation + CASE WHEN $12 THEN 1 ELSE 0 END
+		RETURNING wanted_version`,
+		string(ref.kind), ref.id, o.parentID, nullIfEmpty(o.account), nullIfEmpty(o.objectID),
+		nullIfEmpty(o.fingerprint), o.version, terminal, o.pushed, o.accounts,
+		o.pushed && o.action != ActionUnchanged, o.err != nil && needsNewKey(o.err),
+	).QueryRow(func(row pgx.Row) error { return row.Scan(wanted) })
 }
 
 func logOutcome(logger *slog.Logger, o *outcome) {

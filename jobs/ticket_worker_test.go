@@ -211,19 +211,33 @@ func TestOrgWorker_accountChange(t *testing.T) {
 }
 
 // Stripe requests per logical change, for the closing note and the
-// benchmarks' expectations: writes are what the targets count.
+// benchmarks' expectations. Every request the rate limit pays for should
+// carry a change (issue 11): no read before a create unless an earlier
+// attempt may already have created the object.
 func TestTicketWorker_requestCounts(t *testing.T) {
 	t.Parallel()
 	b := setup(t, synctesting.Options{})
 	ev := eventID(16)
-	measure := func(name string, wantWrites int, change func()) {
+	measure := func(name string, wantRequests, wantWrites int, change func()) {
 		b.Emulator.ResetRequests()
 		change()
 		b.WaitIdle(t, 10*time.Second)
 		t.Logf("%s: %d Stripe requests, %d writes", name, len(b.Emulator.Requests()), b.Emulator.WriteCount())
 		require.Equal(t, wantWrites, b.Emulator.WriteCount(), name)
+		require.Len(t, b.Emulator.Requests(), wantRequests, name)
 	}
-	measure("new event with 5 tickets", 6, func() {
+	measure("new ticket on a synced event", 2, 2, func() {
+		insertEvent(t, b, eventID(17), orgID, "Counted alone")
+		b.WaitIdle(t, 10*time.Second)
+		b.Emulator.ResetRequests()
+		insertTicket(t, b, ticketID(170), eventID(17), "Alone", "10")
+		b.WaitIdle(t, 10*time.Second)
+		require.Len(t, b.Emulator.Requests(), 1, "a new ticket costs one request")
+		b.Emulator.ResetRequests()
+		insertTicket(t, b, ticketID(171), eventID(17), "Alone too", "10")
+		insertTicket(t, b, ticketID(172), eventID(17), "Alone three", "10")
+	})
+	measure("new event with 5 tickets", 6, 6, func() {
 		tx, err := b.Pool.Begin(context.Background())
 		require.NoError(t, err)
 		_, err = tx.Exec(context.Background(), `INSERT INTO events (event_id, organisation_id, title, is_published) VALUES ($1, $2, 'Counted', true)`, ev, orgID)
@@ -234,10 +248,10 @@ func TestTicketWorker_requestCounts(t *testing.T) {
 		}
 		require.NoError(t, tx.Commit(context.Background()))
 	})
-	measure("price change", 2, func() { b.Exec(t, `UPDATE event_tickets SET price = 11 WHERE id = $1`, ticketID(160)) })
-	measure("name change", 1, func() { b.Exec(t, `UPDATE event_tickets SET name = 'Renamed' WHERE id = $1`, ticketID(160)) })
-	measure("unchanged update", 0, func() {
+	measure("price change", 2, 2, func() { b.Exec(t, `UPDATE event_tickets SET price = 11 WHERE id = $1`, ticketID(160)) })
+	measure("name change", 1, 1, func() { b.Exec(t, `UPDATE event_tickets SET name = 'Renamed' WHERE id = $1`, ticketID(160)) })
+	measure("unchanged update", 0, 0, func() {
 		b.Exec(t, `SELECT stripe_sync_enqueue('stripe_sync_ticket', 'ticket', 'ticket_id', $1)`, ticketID(160))
 	})
-	measure("event delete with 5 tickets", 6, func() { b.Exec(t, `DELETE FROM events WHERE event_id = $1`, ev) })
+	measure("event delete with 5 tickets", 6, 6, func() { b.Exec(t, `DELETE FROM events WHERE event_id = $1`, ev) })
 }

@@ -37,11 +37,22 @@ var chaosOrgs = []struct{ id, accountA, accountB string }{
 	{"0a000000-0000-4000-8000-00000000c003", "acct_chaos_3a", "acct_chaos_3b"},
 }
 
+// chaosMoves is the order of the organisations' account changes (to: 0 no
+// account, 1 its account A, 2 its account B): the first organisation loses
+// its account and gets it back, the last moves away from its account A while
+// A refuses us (see refuseFrom), the second moves and loses its account.
+var chaosMoves = []struct{ org, to int }{
+	{0, 0}, {2, 2}, {0, 1}, {1, 2}, {1, 0}, {1, 1},
+}
+
 // TestChaos_convergence mutates events and tickets at random from several
 // goroutines while three worker processes sync them, the emulator injects
 // 500s, lost responses, 429s and latency, and workers are killed with
-// SIGKILL and restarted. Once the mutations stop and the queue drains,
-// Stripe must match the database exactly.
+// SIGKILL and restarted. Changes are reverted right after they are made (so
+// some revert a write whose answer was lost), organisations move between
+// accounts and to none and back, tickets move between events, and for a
+// while one account refuses every request (deauthorised). Once the mutations
+// stop and the queue drains, Stripe must match the database exactly.
 func TestChaos_convergence(t *testing.T) {
 	t.Parallel()
 	duration := chaosDefaultDuration
@@ -60,6 +71,8 @@ func TestChaos_convergence(t *testing.T) {
 	t.Logf("chaos: %s of mutations, CHAOS_SEED=%d", duration, seed)
 
 	h := newHarness(t, "sk_test_e2e_chaos_0123456789")
+	proxy := startRefusingProxy(t, h.apiBase)
+	h.workerAPIBase = proxy.url
 	c := &chaos{pool: h.pool, everEvents: map[string]bool{}, everTickets: map[string]bool{},
 		rolledBack: map[string]bool{}, mutations: map[string]int{}, rejected: map[string]int{}}
 	ctx := context.Background()
@@ -76,7 +89,9 @@ func TestChaos_convergence(t *testing.T) {
 	for _, f := range []emulator.Fault{
 		{Kind: emulator.FaultLatency, Probability: 0.2, Latency: 20 * time.Millisecond, LatencyMax: 400 * time.Millisecond},
 		{Kind: emulator.FaultLatency, Probability: 0.01, Latency: 2 * time.Second, LatencyMax: 6 * time.Second},
-		{Kind: emulator.FaultError500, Probability: 0.04},
+		{Kind: emulator.FaultError500, Probability: 0.03},
+		// Stripe stores a 500 raised mid-request under the key and replays it.
+		{Kind: emulator.FaultError500Stored, Method: "POST", Probability: 0.02, Applied: true},
 		{Kind: emulator.FaultResponseLost, Probability: 0.04},
 		{Kind: emulator.FaultRateLimit, Probability: 0.04, RetryAfter: time.Second},
 	} {
@@ -109,9 +124,22 @@ func TestChaos_convergence(t *testing.T) {
 	nextKill := start.Add(2*time.Second + time.Duration(rng.Int64N(int64(time.Second))))
 	moveEvery := min(30*time.Second, duration*2/5)
 	nextMove, moves := start.Add(moveEvery), 0
+	// One account refuses every request for a while (deauthorised), then
+	// answers again, so the run can still converge.
+	refusing := chaosOrgs[len(chaosOrgs)-1].accountA
+	refuseFrom, refuseUntil, refusingNow := start.Add(duration*3/10), start.Add(duration*6/10), false
 	for time.Since(start) < duration {
 		time.Sleep(50 * time.Millisecond)
 		now := time.Now()
+		if !refusingNow && now.After(refuseFrom) && now.Before(refuseUntil) {
+			proxy.refuse(refusing)
+			refusingNow = true
+			c.count("account starts refusing (deauthorised)")
+		}
+		if refusingNow && now.After(refuseUntil) {
+			proxy.refuse("")
+			refusingNow = false
+		}
 		if now.After(nextKill) && now.Sub(start) < duration*85/100 {
 			i := rng.IntN(len(workers))
 			workers[i].kill(t)
@@ -122,20 +150,27 @@ func TestChaos_convergence(t *testing.T) {
 			nextKill = time.Now().Add(3*time.Second + time.Duration(rng.Int64N(int64(2*time.Second))))
 		}
 		if now.After(nextMove) {
-			o := chaosOrgs[moves%len(chaosOrgs)]
-			to := o.accountB
-			if (moves/len(chaosOrgs))%2 == 1 {
-				to = o.accountA
+			m := chaosMoves[moves%len(chaosMoves)]
+			o := chaosOrgs[m.org]
+			switch to := []string{"", o.accountA, o.accountB}[m.to]; to {
+			case "":
+				h.exec(`UPDATE organisations SET stripe_onbehalfof = NULL WHERE organisation_id = $1`, o.id)
+				c.count("organisation's account set to NULL")
+			default:
+				h.exec(`UPDATE organisations SET stripe_onbehalfof = $2 WHERE organisation_id = $1`, o.id, to)
+				c.count("move organisation to another account")
 			}
-			h.exec(`UPDATE organisations SET stripe_onbehalfof = $2 WHERE organisation_id = $1`, o.id, to)
-			c.count("move organisation to another account")
 			moves++
 			nextMove = now.Add(moveEvery)
 		}
 	}
 	stopMutators()
 	wg.Wait()
+	proxy.refuse("")
 	mutating := time.Since(start)
+	c.mu.Lock()
+	c.mutations["requests refused by the deauthorised account"] = int(proxy.refused.Load())
+	c.mu.Unlock()
 
 	require.NoError(t, h.ctl.ClearFaults(ctx))
 	drainStart := time.Now()
@@ -266,6 +301,32 @@ var chaosOps = []chaosOp{
 	{"move ticket to another event", 2, func(c *chaos, ctx context.Context, _ *rand.Rand) error {
 		return c.exec(ctx, `UPDATE event_tickets SET event_id = (SELECT event_id FROM events ORDER BY random() LIMIT 1)
 			WHERE id = (SELECT id FROM event_tickets ORDER BY random() LIMIT 1)`)
+	}},
+	{"change ticket price, then back", 4, func(c *chaos, ctx context.Context, rng *rand.Rand) error {
+		// A revert soon after a change: when the change's write lost its
+		// answer, the revert equals what was last recorded.
+		var id, was string
+		err := c.pool.QueryRow(ctx, `SELECT id, coalesce(price::text, '1') FROM event_tickets ORDER BY random() LIMIT 1`).Scan(&id, &was)
+		if err != nil {
+			return noRows(err)
+		}
+		if err := c.exec(ctx, `UPDATE event_tickets SET price = $2::numeric WHERE id = $1`, id, randomPrice(rng)); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(20+rng.IntN(600)) * time.Millisecond)
+		return c.exec(ctx, `UPDATE event_tickets SET price = $2::numeric WHERE id = $1`, id, was)
+	}},
+	{"unpublish event, then republish", 3, func(c *chaos, ctx context.Context, rng *rand.Rand) error {
+		var id string
+		err := c.pool.QueryRow(ctx, `SELECT event_id FROM events WHERE is_published ORDER BY random() LIMIT 1`).Scan(&id)
+		if err != nil {
+			return noRows(err)
+		}
+		if err := c.exec(ctx, `UPDATE events SET is_published = false WHERE event_id = $1`, id); err != nil {
+			return err
+		}
+		time.Sleep(time.Duration(20+rng.IntN(600)) * time.Millisecond)
+		return c.exec(ctx, `UPDATE events SET is_published = true WHERE event_id = $1`, id)
 	}},
 	{"delete ticket", 4, func(c *chaos, ctx context.Context, _ *rand.Rand) error {
 		return c.exec(ctx, `DELETE FROM event_tickets WHERE id = (SELECT id FROM event_tickets ORDER BY random() LIMIT 1)`)
@@ -497,6 +558,15 @@ func (c *chaos) divergences(t *testing.T, h *harness) []string {
 	for _, e := range events {
 		live[e.id] = e
 		want := jobs.ProductID(e.id)
+		if e.account == "" {
+			// Its organisation has no account: nothing of it on sale.
+			for _, p := range products[e.id] {
+				if p.obj.Active {
+					report("event %s of an organisation without an account: Product %s on %s still active", e.id, p.obj.ID, p.account)
+				}
+			}
+			continue
+		}
 		if e.productID != want {
 			report("event %s: stripe_product_id %q, want %q", e.id, e.productID, want)
 		}
@@ -552,6 +622,12 @@ func (c *chaos) divergences(t *testing.T, h *harness) []string {
 			if p.obj.Active {
 				active = append(active, p)
 			}
+		}
+		if e.account == "" {
+			for _, p := range active {
+				report("ticket %s of an organisation without an account: Price %s on %s still active", tk.id, p.obj.ID, p.account)
+			}
+			continue
 		}
 		if len(active) != 1 {
 			var desc []string
@@ -632,6 +708,13 @@ func (c *chaos) summary(h *harness, stats *emulator.Stats, mutating, drain time.
 	_ = h.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE status = 'failed') FROM stripe_sync_log`).Scan(&logRows, &logFailed)
 	fmt.Fprintf(&b, "  sync jobs: %d, attempts %d, rescued after a kill %d; sync log rows %d (%d failed attempts)\n",
 		jobsTotal, attempts, rescued, logRows, logFailed)
+	// What a round really takes (the job timeout's default rests on it).
+	var p50, p99, longest float64
+	_ = h.pool.QueryRow(ctx, `
+		SELECT coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), 0),
+		       coalesce(percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 0), coalesce(max(duration_ms), 0)
+		FROM stripe_sync_log WHERE duration_ms IS NOT NULL`).Scan(&p50, &p99, &longest)
+	fmt.Fprintf(&b, "  round duration: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n", p50, p99, longest)
 	fmt.Fprintf(&b, "  job states: %v", h.jobStates())
 	return b.String()
 }

@@ -245,3 +245,57 @@ func TestWorker_hostDeleteDuringSlowPrice(t *testing.T) {
 		require.False(t, price.Active, "deleted ticket's Price %s archived", price.ID)
 	}
 }
+
+// TestWorker_killedWorkerCostsSeconds: with the worker's default flags, a
+// worker killed with kill -9 while its Stripe call is in flight delays that
+// entity by seconds, not minutes: another worker (which must first take
+// over River's leadership, the killed one having held it, and whose
+// rescuer runs every 30 s) has the change in Stripe within 90 s of the kill.
+func TestWorker_killedWorkerCostsSeconds(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, crashKey)
+	const (
+		org     = "0a000000-0000-4000-8000-000000000005"
+		account = "acct_e2e_kill_defaults"
+	)
+	h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
+	cfg := workerConfig{DefaultTimeouts: true}
+	workers := map[string]*worker{}
+	for _, name := range []string{"worker-a", "worker-b"} {
+		w := h.startWorker(name, cfg)
+		line := w.waitLine(t, `"msg":"River client started"`, 30*time.Second)
+		var rec struct {
+			ClientID string `json:"client_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(line), &rec))
+		workers[rec.ClientID] = w
+	}
+
+	// The first create hangs far longer than any default, so only a rescue
+	// can bring it back.
+	h.addFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
+		Latency: 10 * time.Minute, Times: 1})
+	event := uuidN("0e000000", 5)
+	h.insertEvent(event, org, "Killed Banquet")
+	h.waitFaults(emulator.FaultLatency, 1)
+	var holder string
+	require.NoError(t, h.pool.QueryRow(context.Background(), `
+		SELECT attempted_by[array_upper(attempted_by, 1)] FROM river_job
+		WHERE kind = 'stripe_sync_event' AND args->>'event_id' = $1`, event).Scan(&holder))
+	require.Contains(t, workers, holder)
+	killAt := time.Now()
+	workers[holder].kill(t)
+	var leader string
+	_ = h.pool.QueryRow(context.Background(), `SELECT leader_id FROM river_leader`).Scan(&leader)
+	t.Logf("killed the worker holding the job (%s; River's leader: %s)", holder, leader)
+
+	deadline := killAt.Add(90 * time.Second)
+	for {
+		if p := productOf(h.state(), account, jobs.ProductID(event)); p != nil && p.Name == "Killed Banquet" {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the killed worker's entity was not in Stripe within 90 s")
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("in Stripe %s after the kill", time.Since(killAt).Round(100*time.Millisecond))
+}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -244,7 +245,10 @@ type harness struct {
 	emu   *process
 	// apiBase is the emulator's root URL.
 	apiBase string
-	ctl     *emulator.Control
+	// workerAPIBase, when set, is the Stripe API base the workers use
+	// instead of apiBase (a proxy in front of the emulator).
+	workerAPIBase string
+	ctl           *emulator.Control
 }
 
 func newHarness(t *testing.T, key string) *harness {
@@ -273,6 +277,9 @@ type workerConfig struct {
 	RescueAfter     time.Duration
 	ShutdownTimeout time.Duration
 	LogLevel        string
+	// DefaultTimeouts passes neither --job-timeout nor --rescue-stuck-after,
+	// so the worker runs with its own defaults.
+	DefaultTimeouts bool
 }
 
 // worker is a running `syncctl worker`.
@@ -304,14 +311,15 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 		cfg.LogLevel = "info"
 	}
 	args := []string{"worker",
-		"--stripe-api-base", h.apiBase,
+		"--stripe-api-base", cmp.Or(h.workerAPIBase, h.apiBase),
 		"--metrics-addr", "127.0.0.1:0",
 		"--log-format", "json",
 		"--log-level", cfg.LogLevel,
 		"--concurrency", strconv.Itoa(cfg.Concurrency),
-		"--job-timeout", cfg.JobTimeout.String(),
-		"--rescue-stuck-after", cfg.RescueAfter.String(),
 		"--shutdown-timeout", cfg.ShutdownTimeout.String(),
+	}
+	if !cfg.DefaultTimeouts {
+		args = append(args, "--job-timeout", cfg.JobTimeout.String(), "--rescue-stuck-after", cfg.RescueAfter.String())
 	}
 	if cfg.Rate > 0 {
 		args = append(args, "--rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64))

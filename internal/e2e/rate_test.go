@@ -70,3 +70,48 @@ func TestWorker_sharedRate(t *testing.T) {
 	require.LessOrEqual(t, busiest, rate+1, "no one-second window above the rate plus one request")
 	require.GreaterOrEqual(t, achieved, 0.9*rate, "the shared limit, not the workers, sets the pace")
 }
+
+// TestWorker_everyRequestAChange: at a shared --rate 10, 300 new tickets of
+// a synced event cost one request each (no lookup before the create), so
+// the writes applied per second are the rate (issue 11: at least 9.5/s).
+func TestWorker_everyRequestAChange(t *testing.T) {
+	t.Parallel()
+	const (
+		rate    = 10
+		backlog = 300
+		org     = "0a000000-0000-4000-8000-000000000031"
+		account = "acct_e2e_rate_tickets"
+		event   = "0e000000-0000-4000-8000-000000000031"
+	)
+	h := newHarness(t, "sk_test_e2e_rate_0123456789")
+	h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
+	h.insertEvent(event, org, "Many tickets")
+	cfg := workerConfig{Rate: rate, Concurrency: 10}
+	h.startWorker("worker-1", cfg)
+	h.startWorker("worker-2", cfg)
+	h.waitIdle(30*time.Second, false)
+	before, err := h.ctl.Requests(context.Background())
+	require.NoError(t, err)
+
+	h.exec(`
+		INSERT INTO event_tickets (id, event_id, name, price)
+		SELECT ('07000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, $1, 'Seat ' || n, 10
+		FROM generate_series(1, $2::int) n`, event, backlog)
+	h.waitIdle(3*backlog/rate*time.Second, false)
+
+	reqs, err := h.ctl.Requests(context.Background())
+	require.NoError(t, err)
+	reqs = reqs[len(before):]
+	require.Len(t, reqs, backlog, "one request per new ticket")
+	times := make([]time.Time, 0, len(reqs))
+	for _, r := range reqs {
+		require.Equal(t, "POST", r.Method)
+		require.Equal(t, 200, r.Status)
+		times = append(times, r.Time)
+	}
+	sort.Slice(times, func(i, j int) bool { return times[i].Before(times[j]) })
+	span := times[len(times)-1].Sub(times[0])
+	writes := float64(len(times)-1) / span.Seconds()
+	t.Logf("%d new tickets at --rate %d: %d requests, %.2f applied writes/s", backlog, rate, len(reqs), writes)
+	require.GreaterOrEqual(t, writes, 9.5)
+}

@@ -48,7 +48,7 @@ type Options struct {
 	// JobTimeout bounds one attempt of a job.
 	JobTimeout time.Duration
 	// RescueStuckAfter is when a job left running by a killed process is
-	// returned to the queue; 0 means JobTimeout + 1 minute.
+	// returned to the queue; 0 means JobTimeout + jobs.DefaultRescueMargin.
 	RescueStuckAfter time.Duration
 	// LogRetention is how long stripe_sync_log rows are kept.
 	LogRetention time.Duration
@@ -125,8 +125,8 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
-	cmd.Flags().DurationVar(&opts.JobTimeout, "job-timeout", 2*time.Minute, "how long one attempt of a job may run before it is cancelled and retried")
-	cmd.Flags().DurationVar(&opts.RescueStuckAfter, "rescue-stuck-after", 0, "when a job left running by a killed worker is retried (default --job-timeout + 1m)")
+	cmd.Flags().DurationVar(&opts.JobTimeout, "job-timeout", jobs.DefaultJobTimeout, "how long one attempt of a job may run before it is cancelled and retried")
+	cmd.Flags().DurationVar(&opts.RescueStuckAfter, "rescue-stuck-after", 0, "when a job left running by a killed worker is retried (default --job-timeout + "+jobs.DefaultRescueMargin.String()+")")
 	cmd.Flags().DurationVar(&opts.LogRetention, "log-retention", 30*24*time.Hour, "how long stripe_sync_log rows are kept before the hourly prune deletes them")
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")

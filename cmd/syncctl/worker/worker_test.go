@@ -21,6 +21,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
@@ -30,7 +31,7 @@ func TestNewCmdWorker(t *testing.T) {
 	t.Parallel()
 	defaults := func(o Options) *Options {
 		base := Options{Concurrency: 10, MetricsAddr: "127.0.0.1:9464", ShutdownTimeout: 30 * time.Second,
-			JobTimeout: 2 * time.Minute, LogRetention: 30 * 24 * time.Hour, LogFormat: "text", LogLevel: "info", Currency: "aud",
+			JobTimeout: jobs.DefaultJobTimeout, LogRetention: 30 * 24 * time.Hour, LogFormat: "text", LogLevel: "info", Currency: "aud",
 			EndpointRate: pglimiter.DefaultEndpointRate, ReconcileEvery: 24 * time.Hour}
 		if o.Rate != 0 {
 			base.Rate = o.Rate
@@ -70,8 +71,8 @@ func TestNewCmdWorker(t *testing.T) {
 			want: defaults(Options{LogRetention: 168 * time.Hour, LogFormat: "json"})},
 		{name: "RescueNotAfterTimeout", args: []string{"--job-timeout", "10s", "--rescue-stuck-after", "10s"},
 			wantUsage: "--rescue-stuck-after must exceed --job-timeout (10s)"},
-		{name: "RescueBeforeDefaultTimeout", args: []string{"--rescue-stuck-after", "1m"},
-			wantUsage: "--rescue-stuck-after must exceed --job-timeout (2m0s)"},
+		{name: "RescueBeforeDefaultTimeout", args: []string{"--rescue-stuck-after", "15s"},
+			wantUsage: "--rescue-stuck-after must exceed --job-timeout (20s)"},
 		{name: "ZeroJobTimeout", args: []string{"--job-timeout", "0s"}, wantUsage: "--job-timeout must be positive"},
 		{name: "ZeroLogRetention", args: []string{"--log-retention", "0s"}, wantUsage: "--log-retention must be positive"},
 		{name: "EndpointRate", args: []string{"--endpoint-rate", "10"}, want: defaults(Options{EndpointRate: 10})},
