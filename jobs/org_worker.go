@@ -56,7 +56,8 @@ func (w *OrgWorker) Work(ctx context.Context, job *river.Job[outbox.OrgArgs]) er
 		if err != nil {
 			return fmt.Errorf("list organisation %s: %w", id, err)
 		}
-		if _, err := outbox.Enqueue(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...); err != nil {
+		// The bulk lane: a catalogue moving account must not hold up live edits.
+		if _, err := outbox.EnqueueBulk(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `

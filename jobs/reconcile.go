@@ -468,7 +468,7 @@ type FixResult struct {
 // Fix repairs findings. A missing or drifted object is the job's to fix: Fix
 // forgets what the sync recorded as pushed for the entity (ForgetPushed), so
 // its job does not take Stripe for in step, and enqueues the job through
-// outbox.Enqueue, in one transaction. An extra object (and a ticket's second
+// outbox.EnqueueBulk (the bulk lane), in one transaction. An extra object (and a ticket's second
 // active Price) is archived here, under the entity's lock, unless by then
 // the sync records it as the entity's object, in which case the entity's
 // job is enqueued instead. Extras are archived before any job is enqueued,
@@ -514,7 +514,7 @@ func (r *Reconciler) Fix(ctx context.Context, client *river.Client[pgx.Tx], find
 				return err
 			}
 		}
-		results, err := outbox.Enqueue(ctx, client, tx, requeue...)
+		results, err := outbox.EnqueueBulk(ctx, client, tx, requeue...)
 		for _, result := range results {
 			if result.Duplicate {
 				res.Deduplicated++

@@ -55,7 +55,8 @@ var backfillKinds = []Kind{KindEvent, KindTicket}
 
 // Backfill enqueues a sync job for every event and ticket type (or, with
 // opts.Unsynced, every one not yet synced), in batches of opts.BatchSize,
-// each batch in its own transaction through Enqueue: River's bulk insert,
+// each batch in its own transaction through EnqueueBulk (the bulk lane, so
+// live changes overtake the backlog): River's bulk insert,
 // deduplicated against jobs already waiting, and recorded as a change, so a
 // job running for an entity syncs it again. Running it twice enqueues
 // nothing new while the first run's jobs wait.
@@ -103,7 +104,7 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.
 				for i, id := range ids {
 					entities[i] = Entity{Kind: kind, ID: id}
 				}
-				batch, err = Enqueue(ctx, client, tx, entities...)
+				batch, err = EnqueueBulk(ctx, client, tx, entities...)
 				return err
 			})
 			if err != nil {
