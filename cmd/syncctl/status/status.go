@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -74,10 +75,13 @@ type Worker struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
-// QueueDepth counts the sync jobs of one kind in one state.
+// QueueDepth counts the sync jobs of one kind in one state and lane.
 type QueueDepth struct {
 	Kind  string `json:"kind"`
 	State string `json:"state"`
+	// Lane is "live" (host changes, enqueue) or "bulk" (backfill,
+	// reconcile --fix, account moves, resync): see outbox.Lane.
+	Lane  string `json:"lane"`
 	Count int    `json:"count"`
 }
 
@@ -186,13 +190,19 @@ func worker(ctx context.Context, pool *pgxpool.Pool, now time.Time, w *Worker) e
 
 func queue(ctx context.Context, pool *pgxpool.Pool, jobKinds []string, out *[]QueueDepth) error {
 	rows, err := pool.Query(ctx, `
-		SELECT kind, state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY kind, state`, jobKinds)
+		SELECT kind, state::text, priority > $2 AS bulk, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY 1, 2, 3`,
+		jobKinds, outbox.PriorityLive)
 	if err != nil {
 		return err
 	}
 	depths, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueDepth, error) {
 		var d QueueDepth
-		err := row.Scan(&d.Kind, &d.State, &d.Count)
+		var bulk bool
+		err := row.Scan(&d.Kind, &d.State, &bulk, &d.Count)
+		d.Lane = outbox.Lane(outbox.PriorityLive)
+		if bulk {
+			d.Lane = outbox.Lane(outbox.PriorityBulk)
+		}
 		return d, err
 	})
 	if err != nil {
@@ -209,7 +219,10 @@ func queue(ctx context.Context, pool *pgxpool.Pool, jobKinds []string, out *[]Qu
 		if c := kindRank(a.Kind) - kindRank(b.Kind); c != 0 {
 			return c
 		}
-		return stateRank(a.State) - stateRank(b.State)
+		if c := stateRank(a.State) - stateRank(b.State); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Lane, a.Lane) // live before bulk
 	})
 	*out = append(*out, depths...)
 	return nil
@@ -385,7 +398,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 
 	queue := make([][]string, len(st.Queue))
 	for i, d := range st.Queue {
-		queue[i] = []string{d.Kind, d.State, strconv.Itoa(d.Count)}
+		queue[i] = []string{d.Kind, d.State, d.Lane, strconv.Itoa(d.Count)}
 	}
 	health := make([][]string, len(st.Health))
 	for i, h := range st.Health {
@@ -404,7 +417,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 		header []string
 		rows   [][]string
 	}{
-		{"Queue", []string{"KIND", "STATE", "JOBS"}, queue},
+		{"Queue", []string{"KIND", "STATE", "LANE", "JOBS"}, queue},
 		{"Sync log, last 24 h", []string{"TYPE", "SUCCESS", "FAILED", "SKIPPED", "LAST SYNC"}, health},
 		{"Latest error per kind", []string{"KIND", "WHEN", "JOB", "ENTITY", "ERROR"}, latest},
 	} {
