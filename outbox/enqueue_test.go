@@ -392,3 +392,106 @@ func TestTrigger_hostRolesEnqueueWithoutReachingTheQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestTrigger_setBased covers statements that change many rows at once: the
+// statement-level triggers enqueue every changed entity, once, and nothing
+// for rows whose Stripe-visible columns are unchanged.
+func TestTrigger_setBased(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ticketID := func(n int) string { return fmt.Sprintf("07000000-0000-4000-8000-%012d", n) }
+
+	// seed inserts an event with n tickets, in two statements, and empties
+	// the queue and the recorded changes.
+	seed := func(t *testing.T, bundle *testBundle, n int) {
+		t.Helper()
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Many')`, eventID(1), orgID)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `
+			INSERT INTO event_tickets (id, event_id, name, price)
+			SELECT ('07000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'Tier ' || g, g
+			FROM generate_series(1, $2::int) g`, eventID(1), n)
+		require.NoError(t, err)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_ticket"), n, "one statement inserting n tickets enqueues n jobs")
+		_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job; DELETE FROM stripe_sync_state`)
+		require.NoError(t, err)
+	}
+	ticketJobs := func(t *testing.T, bundle *testBundle) []string {
+		t.Helper()
+		rows, err := bundle.pool.Query(ctx, `SELECT args->>'ticket_id' FROM river_job WHERE kind = 'stripe_sync_ticket' ORDER BY 1`)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return ids
+	}
+
+	t.Run("UpdateEnqueuesOnlyRowsThatChanged", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 10)
+		// Tickets 1-10: even ones get a new price, odd ones the same value
+		// written again, and every one the worker's write-back.
+		_, err := bundle.pool.Exec(ctx, `
+			UPDATE event_tickets SET price = CASE WHEN price::int % 2 = 0 THEN price + 1 ELSE price END,
+			       stripe_price_id = 'price_' || price::int`)
+		require.NoError(t, err)
+		require.Equal(t, []string{ticketID(2), ticketID(4), ticketID(6), ticketID(8), ticketID(10)}, ticketJobs(t, bundle))
+		var changed int
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM stripe_sync_state WHERE entity_type = 'ticket'`).Scan(&changed))
+		require.Equal(t, 5, changed, "unchanged rows record no change")
+
+		_, err = bundle.pool.Exec(ctx, `UPDATE event_tickets SET price = price + 1`)
+		require.NoError(t, err)
+		require.Len(t, ticketJobs(t, bundle), 10, "rows whose job already waits collapse into it")
+		require.NoError(t, bundle.pool.QueryRow(ctx,
+			`SELECT sum(wanted_version) FROM stripe_sync_state WHERE entity_type = 'ticket'`).Scan(&changed))
+		require.Equal(t, 15, changed, "every committed change is recorded")
+	})
+
+	t.Run("IdChangeEnqueuesOldAndNew", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 1)
+		_, err := bundle.pool.Exec(ctx, `UPDATE event_tickets SET id = $2 WHERE id = $1`, ticketID(1), ticketID(99))
+		require.NoError(t, err)
+		require.Equal(t, []string{ticketID(1), ticketID(99)}, ticketJobs(t, bundle))
+	})
+
+	t.Run("DeleteCascadesToTickets", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 5)
+		_, err := bundle.pool.Exec(ctx, `DELETE FROM events WHERE event_id = $1`, eventID(1))
+		require.NoError(t, err)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+		require.Len(t, ticketJobs(t, bundle), 5)
+	})
+
+	t.Run("OneStatementNotifiesOnce", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		listener, err := bundle.pool.Acquire(ctx)
+		require.NoError(t, err)
+		defer listener.Release()
+		_, err = listener.Exec(ctx, `LISTEN "stripe_sync.river_insert"`)
+		require.NoError(t, err)
+		seed(t, bundle, 20)
+		_, err = bundle.pool.Exec(ctx, `UPDATE event_tickets SET name = name || '!'`)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `SELECT pg_notify('stripe_sync.river_insert', 'marker')`)
+		require.NoError(t, err)
+		var payloads []string
+		for {
+			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			n, err := listener.Conn().WaitForNotification(waitCtx)
+			cancel()
+			require.NoError(t, err)
+			if n.Payload == "marker" {
+				break
+			}
+			payloads = append(payloads, n.Payload)
+		}
+		// The event insert, the tickets' insert, the update: one each.
+		require.Len(t, payloads, 3)
+	})
+}
