@@ -69,10 +69,12 @@ EXECUTE FUNCTION trigger_stripe_sync_event_tickets();
 // dropSyncTriggersSQL removes the project's triggers, leaving the host tables
 // as the seed found them.
 const dropSyncTriggersSQL = `
-DROP TRIGGER stripe_sync_event_insert_delete ON events;
+DROP TRIGGER stripe_sync_event_insert ON events;
 DROP TRIGGER stripe_sync_event_update ON events;
-DROP TRIGGER stripe_sync_ticket_insert_delete ON event_tickets;
+DROP TRIGGER stripe_sync_event_delete ON events;
+DROP TRIGGER stripe_sync_ticket_insert ON event_tickets;
 DROP TRIGGER stripe_sync_ticket_update ON event_tickets;
+DROP TRIGGER stripe_sync_ticket_delete ON event_tickets;
 DROP TRIGGER stripe_sync_org_update ON organisations;
 `
 
