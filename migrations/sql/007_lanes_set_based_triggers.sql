@@ -161,9 +161,19 @@ $$;
 -- with transition tables old_rows / new_rows, TG_ARGV[0] the entity type.
 -- It collects the ids whose Stripe-visible columns changed (inserted and
 -- deleted rows always; for an UPDATE, a row whose id changed counts as its
--- old id deleted and its new id inserted) and enqueues them in the live lane.
--- PL/pgSQL compiles a trigger function separately for each trigger, so each
--- branch's statement is planned only for the table it names.
+-- old id deleted and its new id inserted), sorted and each once, and
+-- enqueues them in the live lane. PL/pgSQL compiles a trigger function
+-- separately for each trigger, so each branch's statement is planned only
+-- for the table it names.
+--
+-- It runs in the host's every write, so it is built for cost (profiled with
+-- perf on the single-row UPDATE: plan start-up of each statement dominates
+-- what is ours). It writes out stripe_sync_enqueue_many's statements rather
+-- than calling it: a call would be a second SECURITY DEFINER function with
+-- its own search_path to set and restore, and the ids here are already
+-- distinct and sorted, so the statements need no DISTINCT or sort of their
+-- own. Keep the two in step; TestTrigger_matchesRiver pins both to River's
+-- insert.
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION {{schema}}.stripe_sync_trigger()
 RETURNS trigger
@@ -174,14 +184,18 @@ AS $$
 DECLARE
     v_type constant text := TG_ARGV[0];
     v_ids uuid[];
+    v_kind text;
+    v_prefix text;
+    v_changed integer;
+    v_inserted integer;
 BEGIN
     IF v_type = 'event' THEN
         IF TG_OP = 'INSERT' THEN
-            SELECT array_agg(n.event_id) INTO v_ids FROM new_rows n;
+            SELECT array_agg(n.event_id ORDER BY n.event_id) INTO v_ids FROM new_rows n;
         ELSIF TG_OP = 'DELETE' THEN
-            SELECT array_agg(o.event_id) INTO v_ids FROM old_rows o;
+            SELECT array_agg(o.event_id ORDER BY o.event_id) INTO v_ids FROM old_rows o;
         ELSE
-            SELECT array_agg(coalesce(o.event_id, n.event_id)) INTO v_ids
+            SELECT array_agg(coalesce(o.event_id, n.event_id) ORDER BY coalesce(o.event_id, n.event_id)) INTO v_ids
             FROM old_rows o FULL JOIN new_rows n ON n.event_id = o.event_id
             WHERE o.event_id IS NULL OR n.event_id IS NULL
                OR (o.organisation_id, o.parent_event_id, o.title, o.description, o.type, o.slug,
@@ -190,32 +204,69 @@ BEGIN
                   (n.organisation_id, n.parent_event_id, n.title, n.description, n.type, n.slug,
                    n.event_start, n.event_end, n.image_url, n.is_published);
         END IF;
+        v_prefix := '{"event_id":"';
     ELSIF v_type = 'ticket' THEN
         IF TG_OP = 'INSERT' THEN
-            SELECT array_agg(n.id) INTO v_ids FROM new_rows n;
+            SELECT array_agg(n.id ORDER BY n.id) INTO v_ids FROM new_rows n;
         ELSIF TG_OP = 'DELETE' THEN
-            SELECT array_agg(o.id) INTO v_ids FROM old_rows o;
+            SELECT array_agg(o.id ORDER BY o.id) INTO v_ids FROM old_rows o;
         ELSE
-            SELECT array_agg(coalesce(o.id, n.id)) INTO v_ids
+            SELECT array_agg(coalesce(o.id, n.id) ORDER BY coalesce(o.id, n.id)) INTO v_ids
             FROM old_rows o FULL JOIN new_rows n ON n.id = o.id
             WHERE o.id IS NULL OR n.id IS NULL
                OR (o.event_id, o.name, o.price, o.eligibility_criteria, o.total_capacity)
                   IS DISTINCT FROM
                   (n.event_id, n.name, n.price, n.eligibility_criteria, n.total_capacity);
         END IF;
+        v_prefix := '{"ticket_id":"';
     ELSIF v_type = 'org' THEN
         -- Only an account change moves an organisation's catalogue: an
         -- organisation's insert has no events yet, and its delete is held
         -- back by the events' foreign key.
-        SELECT array_agg(n.organisation_id) INTO v_ids
+        SELECT array_agg(n.organisation_id ORDER BY n.organisation_id) INTO v_ids
         FROM old_rows o JOIN new_rows n ON n.organisation_id = o.organisation_id
         WHERE o.stripe_onbehalfof IS DISTINCT FROM n.stripe_onbehalfof;
+        v_prefix := '{"organisation_id":"';
     ELSE
         RAISE EXCEPTION 'stripe_sync_trigger: unknown entity type %', v_type;
     END IF;
+    IF v_ids IS NULL THEN
+        RETURN NULL;
+    END IF;
+    v_kind := 'stripe_sync_' || v_type;
 
-    IF v_ids IS NOT NULL THEN
-        PERFORM {{schema}}.stripe_sync_enqueue_many(v_type, v_ids, 1);
+    INSERT INTO {{schema}}.stripe_sync_state (entity_type, entity_id, wanted_version, wanted_at)
+    SELECT v_type, i, 1, clock_timestamp() FROM unnest(v_ids) AS u(i)
+    ON CONFLICT (entity_type, entity_id)
+    DO UPDATE SET wanted_version = {{schema}}.stripe_sync_state.wanted_version + 1, wanted_at = clock_timestamp();
+    v_changed := cardinality(v_ids);
+
+    INSERT INTO {{schema}}.river_job (args, kind, max_attempts, metadata, priority, queue, state, tags, unique_key, unique_states)
+    SELECT a::jsonb, v_kind, 25, '{}'::jsonb, 1, 'stripe_sync', 'available', '{}'::varchar(255)[],
+           sha256(convert_to('&kind=' || v_kind || '&args=' || a, 'UTF8')),
+           241::integer::bit(8)
+    FROM unnest(v_ids) AS u(i), LATERAL (SELECT v_prefix || i::text || '"}' AS a) AS args
+    ON CONFLICT (unique_key)
+        WHERE unique_key IS NOT NULL
+          AND unique_states IS NOT NULL
+          AND {{schema}}.river_job_state_in_bitmask(unique_states, state)
+    DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+
+    IF v_inserted > 0 THEN
+        PERFORM pg_notify('{{schema}}.river_insert', '{"queue": "stripe_sync"}');
+    END IF;
+    IF v_inserted < v_changed THEN
+        UPDATE {{schema}}.river_job j
+        SET priority = 1
+        WHERE j.unique_key IN (
+                SELECT sha256(convert_to('&kind=' || v_kind || '&args=' || v_prefix || i::text || '"}', 'UTF8'))
+                FROM unnest(v_ids) AS u(i))
+          AND j.unique_key IS NOT NULL
+          AND j.unique_states IS NOT NULL
+          AND {{schema}}.river_job_state_in_bitmask(j.unique_states, j.state)
+          AND j.state IN ('available', 'scheduled', 'retryable', 'pending')
+          AND j.priority > 1;
     END IF;
     RETURN NULL;
 END;
