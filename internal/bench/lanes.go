@@ -12,9 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -126,11 +123,7 @@ func (b *runner) lanesRun(ctx context.Context, bin string, lanes bool) (lanesRes
 
 		// The backfill, in-process: the same outbox.Backfill `syncctl
 		// backfill` runs.
-		client, err := river.NewClient(riverpgxv5.New(db.Pool), &river.Config{Schema: outbox.DefaultSchema})
-		if err != nil {
-			return err
-		}
-		if _, err := outbox.Backfill(ctx, db.Pool, client, outbox.BackfillOptions{}); err != nil {
+		if _, err := outbox.Backfill(ctx, db.Pool, outbox.BackfillOptions{}); err != nil {
 			return err
 		}
 		if !lanes {
