@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -272,9 +273,12 @@ func enqueue(t *testing.T, bundle *testBundle, entities ...outbox.Entity) []outb
 	return results
 }
 
-// TestTrigger_matchesRiver pins the SQL enqueue function to River's own
-// insert: if a River upgrade changes how it computes unique keys or bitmasks,
-// trigger inserts would stop collapsing into River's, and this fails.
+// TestTrigger_matchesRiver pins the SQL enqueue paths to River's own
+// insert: the triggers (fired by the host's own statements), the SQL
+// function jobs and the 4-argument stripe_sync_enqueue call, and the bulk
+// lane's stripe_sync_enqueue_many (backfill). If a River upgrade changes how
+// it computes unique keys or bitmasks, raw inserts would stop collapsing into
+// River's, and this fails.
 func TestTrigger_matchesRiver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -284,38 +288,81 @@ func TestTrigger_matchesRiver(t *testing.T) {
 			t.Parallel()
 			bundle := setup(t)
 			id := "5e5e5e5e-0000-4000-8000-00000000abcd"
+			exec := func(sql string, args ...any) {
+				t.Helper()
+				_, err := bundle.pool.Exec(ctx, sql, args...)
+				require.NoError(t, err)
+			}
+			// The entity's row, for the trigger to fire on; its own insert's
+			// jobs are not what is compared.
+			parent := eventID(77)
+			exec(`INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Parent')`, parent, orgID)
+			fire := func() {
+				t.Helper()
+				switch kind {
+				case outbox.KindEvent:
+					exec(`INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Pinned') ON CONFLICT (event_id) DO UPDATE SET title = events.title || '!'`, id, orgID)
+				case outbox.KindTicket:
+					exec(`INSERT INTO event_tickets (id, event_id, name, price) VALUES ($1, $2, 'Pinned', 1) ON CONFLICT (id) DO UPDATE SET price = event_tickets.price + 1`, id, parent)
+				case outbox.KindOrg:
+					exec(`INSERT INTO organisations (organisation_id, name) VALUES ($1, 'Pinned') ON CONFLICT DO NOTHING`, id)
+					exec(`UPDATE organisations SET stripe_onbehalfof = coalesce(stripe_onbehalfof, 'acct_') || 'x' WHERE organisation_id = $1`, id)
+				}
+			}
+			onlyJob := func() int64 {
+				t.Helper()
+				var ids []int64
+				rows, err := bundle.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1`, kind.JobKind())
+				require.NoError(t, err)
+				ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				require.NoError(t, err)
+				require.Len(t, ids, 1, "one job for the entity")
+				return ids[0]
+			}
+			clear := func() { exec(`DELETE FROM river_job`) }
 
-			// River's row for the entity.
+			// River's row for the entity, in each lane.
+			clear()
 			results := enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
 			require.False(t, results[0].Duplicate)
-			river := rawJob(t, bundle.pool, results[0].JobID)
+			live := rawJob(t, bundle.pool, results[0].JobID)
+			clear()
+			results = enqueueBulk(t, bundle, outbox.Entity{Kind: kind, ID: id})
+			bulk := rawJob(t, bundle.pool, results[0].JobID)
+			require.EqualValues(t, outbox.PriorityBulk, bulk["priority"])
 
-			// The same entity through the SQL function, as a trigger calls it:
-			// it must collapse into River's job rather than insert a second.
-			_, err := bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
-				kind.JobKind(), string(kind), idField(kind), id)
-			require.NoError(t, err)
-			var count int
-			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM stripe_sync.river_job`).Scan(&count))
-			require.Equal(t, 1, count, "the trigger's insert must deduplicate against River's")
+			// Each SQL path must collapse into River's job rather than insert
+			// a second, and with River's row gone, insert a row equal to it
+			// in every column River reads; River's client must then see it
+			// as a duplicate.
+			for _, path := range []struct {
+				name string
+				want map[string]any
+				run  func()
+			}{
+				{"Trigger", live, fire},
+				{"EnqueueFunction", live, func() {
+					exec(`SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), idField(kind), id)
+				}},
+				{"EnqueueManyBulk", bulk, func() {
+					exec(`SELECT stripe_sync_enqueue_many($1, ARRAY[$2::uuid], $3)`, string(kind), id, outbox.PriorityBulk)
+				}},
+			} {
+				clear()
+				results = enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
+				path.run()
+				require.Equal(t, results[0].JobID, onlyJob(), "%s: must deduplicate against River's job", path.name)
 
-			// With River's row gone, the trigger's own row must equal it in
-			// every column River reads.
-			_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job`)
-			require.NoError(t, err)
-			_, err = bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
-				kind.JobKind(), string(kind), idField(kind), id)
-			require.NoError(t, err)
-			var triggerJobID int64
-			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT id FROM river_job`).Scan(&triggerJobID))
-			trigger := rawJob(t, bundle.pool, triggerJobID)
-			trigger["id"], river["id"] = nil, nil
-			require.Equal(t, river, trigger)
+				clear()
+				path.run()
+				got := rawJob(t, bundle.pool, onlyJob())
+				want := maps.Clone(path.want)
+				got["id"], want["id"] = nil, nil
+				require.Equal(t, want, got, path.name)
 
-			// And River's client must see the trigger's job as a duplicate.
-			results = enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
-			require.True(t, results[0].Duplicate)
-			require.Equal(t, triggerJobID, results[0].JobID)
+				results = enqueueBulk(t, bundle, outbox.Entity{Kind: kind, ID: id})
+				require.True(t, results[0].Duplicate, path.name)
+			}
 		})
 	}
 }
