@@ -40,7 +40,8 @@ type BackfillOptions struct {
 	// Progress, when set, is called after each committed batch with the
 	// entities done so far and the total counted when the backfill started.
 	// done may exceed total when rows were inserted meanwhile. Calls never
-	// overlap.
+	// overlap, and report the batches in id order (events first) whatever
+	// order the streams commit them in.
 	Progress func(done, total int)
 }
 
@@ -62,8 +63,9 @@ type BackfillResult struct {
 // does itself.
 var backfillKinds = []Kind{KindEvent, KindTicket}
 
-// backfillBatch is one page of ids of one kind.
+// backfillBatch is one page of ids of one kind, the seq-th page sent.
 type backfillBatch struct {
+	seq  int
 	kind Kind
 	ids  []string
 }
@@ -111,6 +113,10 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions) (Ba
 		mu   sync.Mutex
 		done int
 		wg   sync.WaitGroup
+		// committed holds the sizes of batches committed ahead of
+		// nextReport, the batch Progress reports next.
+		committed  = map[int]int{}
+		nextReport int
 	)
 	for range opts.Streams {
 		wg.Add(1)
@@ -132,9 +138,14 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions) (Ba
 				} else {
 					res.Tickets += len(batch.ids)
 				}
-				done += len(batch.ids)
-				if opts.Progress != nil {
-					opts.Progress(done, total)
+				committed[batch.seq] = len(batch.ids)
+				for n, ok := committed[nextReport]; ok; n, ok = committed[nextReport] {
+					delete(committed, nextReport)
+					nextReport++
+					done += n
+					if opts.Progress != nil {
+						opts.Progress(done, total)
+					}
 				}
 				mu.Unlock()
 			}
@@ -156,6 +167,7 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions) (Ba
 // Keyset pagination: each page starts after the last id of the one before,
 // so a page is one index range scan however far in it is.
 func backfillPages(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions, out chan<- backfillBatch) error {
+	seq := 0
 	for _, kind := range backfillKinds {
 		after := "00000000-0000-0000-0000-000000000000"
 		for {
@@ -171,7 +183,8 @@ func backfillPages(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions
 				break
 			}
 			select {
-			case out <- backfillBatch{kind: kind, ids: ids}:
+			case out <- backfillBatch{seq: seq, kind: kind, ids: ids}:
+				seq++
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}

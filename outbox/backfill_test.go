@@ -70,7 +70,6 @@ func TestBackfill(t *testing.T) {
 		var progress [][2]int
 		res, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{
 			BatchSize: 10,
-			Streams:   1, // batches commit in order: the progress below is exact
 			Progress:  func(done, total int) { progress = append(progress, [2]int{done, total}) },
 		})
 		require.NoError(t, err)
