@@ -16,6 +16,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# River's tables and ours live in the sync schema; the demo's queries name
+# them unqualified, as the product's own connections do.
+export PGOPTIONS="-c search_path=${STRIPE_SYNC_SCHEMA:-stripe_sync},public"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 sql() { psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -qAt -c "$1"; }
 table() { psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -q -P pager=off -c "$1"; }

@@ -17,6 +17,8 @@ import (
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
+	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
 // eventJob is the river_job row of an event's sync job.
@@ -74,13 +76,13 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 	t.Run("RateLimitedSnoozesWithoutUsingAnAttempt", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, synctest.Options{})
-		b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultRateLimit, Method: "POST", PathPrefix: "/v1/products",
+		b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultRateLimit, Method: "POST", PathPrefix: "/v1/products",
 			Times: 2, RetryAfter: time.Second})
 		id := eventID(1)
 		insertEvent(t, b, id, orgID, "Throttled")
 		b.WaitIdle(t, 20*time.Second)
 
-		require.Equal(t, 2, b.Emulator.FaultsInjected()[stripeclient.FaultRateLimit], "Stripe answered 429 twice")
+		require.Equal(t, 2, b.Emulator.FaultsInjected()[emulator.FaultRateLimit], "Stripe answered 429 twice")
 		require.NotNil(t, product(t, b, account, jobs.ProductID(id)), "the entity synced afterwards")
 		j := loadEventJob(t, b, id)
 		require.Equal(t, "completed", j.State)
@@ -96,12 +98,12 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 	t.Run("ServerErrorRetriedThenSucceeds", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, synctest.Options{})
-		b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultError500, Method: "POST", PathPrefix: "/v1/products", Times: 1})
+		b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500, Method: "POST", PathPrefix: "/v1/products", Times: 1})
 		id := eventID(2)
 		insertEvent(t, b, id, orgID, "Flaky")
 		b.WaitIdle(t, 20*time.Second)
 
-		require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultError500])
+		require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultError500])
 		require.Len(t, b.Emulator.Products(account), 1)
 		j := loadEventJob(t, b, id)
 		require.Equal(t, "completed", j.State)
@@ -234,7 +236,7 @@ func TestEventWorker_rateLimitBacksOffSharedLimiter(t *testing.T) {
 		mu     sync.Mutex
 		waited []time.Duration
 	)
-	limiter := stripeclient.NewPostgresLimiter(b.Pool, stripeclient.PostgresLimiterOptions{Rate: 100, OnWait: func(d time.Duration) {
+	limiter := pglimiter.New(b.Pool, pglimiter.Options{Rate: 100, OnWait: func(d time.Duration) {
 		mu.Lock()
 		waited = append(waited, d)
 		mu.Unlock()
@@ -250,12 +252,12 @@ func TestEventWorker_rateLimitBacksOffSharedLimiter(t *testing.T) {
 		_ = client.Stop(ctx)
 	})
 
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultRateLimit, Method: "POST", PathPrefix: "/v1/products",
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultRateLimit, Method: "POST", PathPrefix: "/v1/products",
 		Times: 1, RetryAfter: 2 * time.Second})
 	refused, other := eventID(8), eventID(9)
 	insertEvent(t, b, refused, orgID, "Refused")
 	deadline := time.Now().Add(10 * time.Second)
-	for b.Emulator.FaultsInjected()[stripeclient.FaultRateLimit] == 0 {
+	for b.Emulator.FaultsInjected()[emulator.FaultRateLimit] == 0 {
 		require.True(t, time.Now().Before(deadline), "no 429 yet")
 		time.Sleep(5 * time.Millisecond)
 	}

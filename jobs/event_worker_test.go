@@ -16,6 +16,7 @@ import (
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 const (
@@ -187,12 +188,12 @@ func TestEventWorker_blankTitleIsCancelled(t *testing.T) {
 func TestEventWorker_responseLostOnCreate(t *testing.T) {
 	t.Parallel()
 	b := setup(t, synctest.Options{})
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultResponseLost, Method: "POST", PathPrefix: "/v1/products", Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultResponseLost, Method: "POST", PathPrefix: "/v1/products", Times: 1})
 	id := eventID(4)
 	insertEvent(t, b, id, orgID, "Lost in transit")
 	b.WaitIdle(t, 20*time.Second)
 
-	require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultResponseLost], "the fault fired")
+	require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultResponseLost], "the fault fired")
 	require.Len(t, b.Emulator.Products(account), 1, "exactly one Product after the retry")
 	statuses := []string{}
 	for _, l := range syncLog(t, b, id) {
@@ -216,7 +217,7 @@ func TestEventWorker_updateDuringRunIsNotLost(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}})
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products", Latency: 800 * time.Millisecond, Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/products", Latency: 800 * time.Millisecond, Times: 1})
 	id := eventID(5)
 	insertEvent(t, b, id, orgID, "Before")
 

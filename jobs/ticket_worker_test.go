@@ -11,6 +11,7 @@ import (
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 func ticketID(n int) string { return fmt.Sprintf("07000000-0000-4000-8000-%012d", n) }
@@ -146,10 +147,10 @@ func TestTicketWorker_responseLostOnCreate(t *testing.T) {
 	ev, tk := eventID(13), ticketID(13)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	b.WaitIdle(t, 10*time.Second)
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultResponseLost, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultResponseLost, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
 	insertTicket(t, b, tk, ev, "Guest", "75.50")
 	b.WaitIdle(t, 20*time.Second)
-	require.Equal(t, 1, b.Emulator.FaultsInjected()[stripeclient.FaultResponseLost])
+	require.Equal(t, 1, b.Emulator.FaultsInjected()[emulator.FaultResponseLost])
 	all, active := pricesOf(b, account, tk)
 	require.Len(t, all, 1, "the retry found the Price the lost response created")
 	require.Equal(t, 1, active)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/migrations"
 )
 
 // apiRoles are the roles Supabase's Data API runs requests as (anon key,
@@ -174,4 +175,40 @@ func collect(t *testing.T, pool *pgxpool.Pool, query string, args ...any) []stri
 	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	require.NoError(t, err)
 	return out
+}
+
+// TestUp_locksDownWhatAFutureRiverMigrationAdds: objects that appear in the
+// schema later (a River upgrade's table or function, made by the owner with
+// PostgreSQL's defaults: EXECUTE for PUBLIC) are locked down by the next
+// migrate, and the worker role is given them.
+func TestUp_locksDownWhatAFutureRiverMigrationAdds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.URL(t)
+	pool := testdb.Pool(t, url)
+	_, err := pool.Exec(ctx, `
+		CREATE TABLE stripe_sync.river_future (id bigint PRIMARY KEY);
+		GRANT SELECT ON stripe_sync.river_future TO anon;
+		CREATE FUNCTION stripe_sync.river_future_fn() RETURNS int LANGUAGE sql AS 'SELECT 1'`)
+	require.NoError(t, err)
+	var publicExecutes bool
+	require.NoError(t, pool.QueryRow(ctx, `SELECT has_function_privilege('public', 'stripe_sync.river_future_fn()', 'EXECUTE')`).Scan(&publicExecutes))
+	require.True(t, publicExecutes, "PostgreSQL's default, before the lockdown")
+
+	_, err = migrations.Up(ctx, url, migrations.Options{})
+	require.NoError(t, err)
+
+	var anonSelects, publicStillExecutes, workerSelects, workerExecutes, rowSecurity bool
+	require.NoError(t, pool.QueryRow(ctx, `
+		SELECT has_table_privilege('anon', 'stripe_sync.river_future', 'SELECT'),
+		       has_function_privilege('public', 'stripe_sync.river_future_fn()', 'EXECUTE'),
+		       has_table_privilege($1, 'stripe_sync.river_future', 'SELECT'),
+		       has_function_privilege($1, 'stripe_sync.river_future_fn()', 'EXECUTE'),
+		       (SELECT relrowsecurity FROM pg_class WHERE oid = 'stripe_sync.river_future'::regclass)`,
+		testdb.WorkerRole).Scan(&anonSelects, &publicStillExecutes, &workerSelects, &workerExecutes, &rowSecurity))
+	require.False(t, anonSelects)
+	require.False(t, publicStillExecutes)
+	require.True(t, workerSelects, "the worker role recorded by the first migrate keeps its grants")
+	require.True(t, workerExecutes)
+	require.True(t, rowSecurity)
 }

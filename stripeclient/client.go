@@ -1,7 +1,9 @@
 // Package stripeclient is the project's only door to Stripe: a narrow
 // interface over the Products and Prices the sync manages, its stripe-go v76
-// implementation, error classification, rate limiting, idempotency keys, and
-// a stateful emulator for tests and the demo.
+// implementation, error classification and idempotency keys. It paces
+// requests through a Limiter; the limit shared by every worker process is
+// stripeclient/pglimiter's, and stripeclient/emulator is the stateful Stripe
+// imitation tests and the demo run against.
 package stripeclient
 
 import (

@@ -787,7 +787,7 @@ func TestStripeClient_Limiter(t *testing.T) {
 
 	t.Run("CanceledWhileWaiting", func(t *testing.T) {
 		t.Parallel()
-		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = NewLocalLimiter(0.001, 1) })
+		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = &oneThenBlockLimiter{} })
 		_, err := bundle.client.GetPrice(ctx, Call{}, "price_1")
 		require.NoError(t, err)
 		cctx, cancel := context.WithCancel(ctx)
@@ -798,48 +798,16 @@ func TestStripeClient_Limiter(t *testing.T) {
 	})
 }
 
-func TestLocalLimiter(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
+// oneThenBlockLimiter admits its first request, then holds every later one
+// until its context ends, as a limiter whose next slot is far away does.
+type oneThenBlockLimiter struct{ calls atomic.Int32 }
 
-	t.Run("Unlimited", func(t *testing.T) {
-		t.Parallel()
-		limiter := NewLocalLimiter(0, 0)
-		for range 1000 {
-			require.NoError(t, limiter.Wait(ctx, "acct_1"))
-		}
-	})
-
-	t.Run("Paces", func(t *testing.T) {
-		t.Parallel()
-		limiter := NewLocalLimiter(50, 1)
-		start := time.Now()
-		for range 6 {
-			require.NoError(t, limiter.Wait(ctx, ""))
-		}
-		// One token up front, then five at 20ms each.
-		require.GreaterOrEqual(t, time.Since(start), 90*time.Millisecond)
-	})
-
-	t.Run("DeadlineTooSoon", func(t *testing.T) {
-		t.Parallel()
-		limiter := NewLocalLimiter(0.01, 1)
-		require.NoError(t, limiter.Wait(ctx, ""))
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		start := time.Now()
-		require.ErrorIs(t, limiter.Wait(dctx, ""), context.DeadlineExceeded)
-		require.Less(t, time.Since(start), 500*time.Millisecond, "refuses up front")
-	})
-
-	t.Run("Canceled", func(t *testing.T) {
-		t.Parallel()
-		limiter := NewLocalLimiter(0.01, 1)
-		require.NoError(t, limiter.Wait(ctx, ""))
-		cctx, cancel := context.WithCancel(ctx)
-		cancel()
-		require.ErrorIs(t, limiter.Wait(cctx, ""), context.Canceled)
-	})
+func (l *oneThenBlockLimiter) Wait(ctx context.Context, _ string) error {
+	if l.calls.Add(1) == 1 {
+		return nil
+	}
+	<-ctx.Done()
+	return fmt.Errorf("rate limit: %w", ctx.Err())
 }
 
 func TestStripeClient_Observer(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // ticketsPerEvent makes BackfillEvents events into 4 x BackfillEvents
@@ -177,7 +177,7 @@ func (b *runner) workerRSS(ctx context.Context, bin string, backlog, idle *datab
 		return 0, 0, err
 	}
 	defer stripe.Close()
-	stripe.emu.AddFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Latency: 100 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
+	stripe.emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: 100 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
 	args := []string{"worker", "--concurrency", "10", "--rate", "100", "--metrics-addr", "127.0.0.1:0",
 		"--log-level", "warn", "--shutdown-timeout", "1s"}
 	start := func(db *database) (*process, error) {

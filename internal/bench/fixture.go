@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // secretKey is the test key every emulator in the run accepts.
@@ -93,7 +94,7 @@ func waitIdle(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) er
 // and a stripe-go client on it, so every request crosses the same HTTP and
 // form-encoding path as against Stripe.
 type stripeServer struct {
-	emu    *stripeclient.Emulator
+	emu    *emulator.Emulator
 	srv    *httptest.Server
 	client *stripeclient.StripeClient
 	// created announces each Product the emulator created, by id.
@@ -103,7 +104,7 @@ type stripeServer struct {
 // newStripeServer starts an emulator; limiter paces the client (nil: none).
 func newStripeServer(limiter stripeclient.Limiter) (*stripeServer, error) {
 	s := &stripeServer{
-		emu:     stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: secretKey}),
+		emu:     emulator.New(emulator.Options{SecretKey: secretKey}),
 		created: &createdProducts{waiters: map[string]chan time.Time{}},
 	}
 	s.srv = httptest.NewServer(s.created.wrap(s.emu))

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // rateLimit is figure 4's --rate, Stripe's documented live-mode limit.
@@ -50,8 +50,8 @@ func (b *runner) rateRun(ctx context.Context) (rateResult, error) {
 			return err
 		}
 		defer stripe.Close()
-		stripe.emu.AddFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Latency: 100 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
-		stripe.emu.SetRateLimit(rateLimit)
+		stripe.emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: 100 * time.Millisecond, LatencyMax: 200 * time.Millisecond})
+		stripe.emu.SetRateLimit(emulator.RateLimit{Global: rateLimit})
 
 		worker, err := startProcess(bin, syncctlEnv("DATABASE_URL="+db.URL, "STRIPE_SECRET_KEY="+secretKey, "STRIPE_API_BASE="+stripe.srv.URL),
 			"worker", "--concurrency", fmt.Sprint(b.cfg.RateConcurrency), "--rate", fmt.Sprint(rateLimit),
@@ -135,9 +135,9 @@ func (b *runner) figureRate(ctx context.Context) error {
 	b.report.Rows = append(b.report.Rows,
 		newRow("4a rate-limited requests/s", "req/s", "--rate 100",
 			achieved, limit, &Goal{On: "ratio", Op: ">=", Bound: 0.95},
-			fmt.Sprintf("%d first syncs through `syncctl worker --rate %d --concurrency %d` (the shared PostgreSQL limiter, its default burst %d); "+
+			fmt.Sprintf("%d first syncs through `syncctl worker --rate %d --concurrency %d` (the shared PostgreSQL limiter, one request at a time); "+
 				"emulator latency 100-200 ms; accepted requests between the first and the last to arrive.",
-				b.cfg.RateJobs, rateLimit, b.cfg.RateConcurrency, stripeclient.DefaultBurst(rateLimit))),
+				b.cfg.RateJobs, rateLimit, b.cfg.RateConcurrency)),
 		newRow("4b 429s from the emulator", "429s", "none",
 			refused, nil, &Goal{On: "value", Op: "==", Bound: 0},
 			fmt.Sprintf("The emulator refuses any request past %d in a sliding second (stricter than Stripe's bucket).", rateLimit)),

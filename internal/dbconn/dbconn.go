@@ -8,9 +8,7 @@
 // explicitly (river.Config.Schema); the project's own SQL names its tables
 // unqualified and finds them through the connection's search_path, which
 // Config sets after connecting ("<schema>", public: the sync schema first,
-// the host's tables after it). It is set with a SET after connecting, not
-// as a startup parameter, because PgBouncer refuses unknown startup
-// parameters. SECURITY DEFINER functions never rely on it: they run with an
+// the host's tables after it). SECURITY DEFINER functions never rely on it: they run with an
 // empty search_path and qualified names.
 package dbconn
 
@@ -87,14 +85,17 @@ func Config(url string, opts Options) (*pgxpool.Config, error) {
 	if opts.MaxConns > 0 && !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = opts.MaxConns
 	}
+	// Settings go in a SET after connecting, not in the startup packet:
+	// PgBouncer refuses startup parameters it does not know
+	// ("unsupported startup parameter: statement_timeout").
+	setup := "SET search_path TO " + SearchPath(opts.Schema)
 	if _, ok := cfg.ConnConfig.RuntimeParams["statement_timeout"]; !ok {
 		timeout := opts.StatementTimeout
 		if timeout <= 0 {
 			timeout = 60 * time.Second
 		}
-		cfg.ConnConfig.RuntimeParams["statement_timeout"] = fmt.Sprint(timeout.Milliseconds())
+		setup += fmt.Sprintf("; SET statement_timeout = %d", timeout.Milliseconds())
 	}
-	setPath := "SET search_path TO " + SearchPath(opts.Schema)
 	previous := cfg.AfterConnect
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		if previous != nil {
@@ -102,7 +103,7 @@ func Config(url string, opts Options) (*pgxpool.Config, error) {
 				return err
 			}
 		}
-		_, err := conn.Exec(ctx, setPath)
+		_, err := conn.Exec(ctx, setup)
 		return err
 	}
 	return cfg, nil

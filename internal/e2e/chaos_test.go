@@ -22,6 +22,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // chaosDefaultDuration keeps the chaos test inside `make test`'s budget;
@@ -72,12 +73,12 @@ func TestChaos_convergence(t *testing.T) {
 
 	// Every request may be slow; a few fail in each way Stripe fails. The
 	// probabilities are per request, and a sync makes one to four.
-	for _, f := range []stripeclient.Fault{
-		{Kind: stripeclient.FaultLatency, Probability: 0.2, Latency: 20 * time.Millisecond, LatencyMax: 400 * time.Millisecond},
-		{Kind: stripeclient.FaultLatency, Probability: 0.01, Latency: 2 * time.Second, LatencyMax: 6 * time.Second},
-		{Kind: stripeclient.FaultError500, Probability: 0.04},
-		{Kind: stripeclient.FaultResponseLost, Probability: 0.04},
-		{Kind: stripeclient.FaultRateLimit, Probability: 0.04, RetryAfter: time.Second},
+	for _, f := range []emulator.Fault{
+		{Kind: emulator.FaultLatency, Probability: 0.2, Latency: 20 * time.Millisecond, LatencyMax: 400 * time.Millisecond},
+		{Kind: emulator.FaultLatency, Probability: 0.01, Latency: 2 * time.Second, LatencyMax: 6 * time.Second},
+		{Kind: emulator.FaultError500, Probability: 0.04},
+		{Kind: emulator.FaultResponseLost, Probability: 0.04},
+		{Kind: emulator.FaultRateLimit, Probability: 0.04, RetryAfter: time.Second},
 	} {
 		h.addFault(f)
 	}
@@ -595,7 +596,7 @@ func (c *chaos) divergences(t *testing.T, h *harness) []string {
 }
 
 // summary says what the run did.
-func (c *chaos) summary(h *harness, stats *stripeclient.EmulatorStats, mutating, drain time.Duration, kills, hurried int) string {
+func (c *chaos) summary(h *harness, stats *emulator.Stats, mutating, drain time.Duration, kills, hurried int) string {
 	ctx := context.Background()
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos summary\n  mutating %s, draining %s (%d backed-off retries hurried)\n", mutating.Round(time.Millisecond), drain.Round(time.Millisecond), hurried)

@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 const crashKey = "sk_test_e2e_crash_0123456789"
@@ -37,13 +37,13 @@ func TestWorker_shutdown(t *testing.T) {
 			timeout = 15 * time.Second
 		)
 		h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
-		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
+		h.addFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
 			Latency: latency, Times: 1})
 		w := h.startWorker("worker", workerConfig{ShutdownTimeout: timeout})
 
 		event := uuidN("0e000000", 1)
 		h.insertEvent(event, org, "Slow Banquet")
-		h.waitFaults(stripeclient.FaultLatency, 1)
+		h.waitFaults(emulator.FaultLatency, 1)
 		termAt := time.Now()
 		w.signal(t, syscall.SIGTERM)
 		code := w.waitExit(t, timeout+5*time.Second)
@@ -89,14 +89,14 @@ func TestWorker_shutdown(t *testing.T) {
 			account = "acct_e2e_kill_product"
 		)
 		h.exec(`INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, org, account)
-		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
+		h.addFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/products",
 			Latency: 10 * time.Second, Times: 1})
 		cfg := workerConfig{JobTimeout: 4 * time.Second, RescueAfter: 5 * time.Second}
 		a := h.startWorker("worker-a", cfg)
 
 		event := uuidN("0e000000", 2)
 		h.insertEvent(event, org, "Interrupted Banquet")
-		h.waitFaults(stripeclient.FaultLatency, 1)
+		h.waitFaults(emulator.FaultLatency, 1)
 		a.kill(t)
 		stuck := h.stuckJob("stripe_sync_event", "event_id", event)
 
@@ -134,10 +134,10 @@ func TestWorker_shutdown(t *testing.T) {
 		// the archive of the old one hangs and the worker dies, so nothing
 		// records the new Price. The retry must find it by its lookup key
 		// rather than create another.
-		h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST",
+		h.addFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST",
 			PathPrefix: "/v1/prices/" + first[0].ID, Latency: 10 * time.Second, Times: 1})
 		h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
-		h.waitFaults(stripeclient.FaultLatency, 1)
+		h.waitFaults(emulator.FaultLatency, 1)
 		a.kill(t)
 		stuck := h.stuckJob("stripe_sync_ticket", "ticket_id", ticket)
 
@@ -229,10 +229,10 @@ func TestWorker_hostDeleteDuringSlowPrice(t *testing.T) {
 
 	// A new amount makes a new Price, which the job must then write back to
 	// the ticket row; the host deletes the event while the create is slow.
-	h.addFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Method: "POST", PathPrefix: "/v1/prices",
+	h.addFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/prices",
 		Latency: 500 * time.Millisecond, Times: 1})
 	h.exec(`UPDATE event_tickets SET price = 12.50 WHERE id = $1`, ticket)
-	h.waitFaults(stripeclient.FaultLatency, 1)
+	h.waitFaults(emulator.FaultLatency, 1)
 	_, err := h.pool.Exec(context.Background(), `DELETE FROM events WHERE event_id = $1`, event)
 	require.NoError(t, err, "the host's delete succeeds")
 	h.waitIdle(30*time.Second, false)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // binDir holds the syncctl binary built for this test run.
@@ -243,7 +244,7 @@ type harness struct {
 	emu   *process
 	// apiBase is the emulator's root URL.
 	apiBase string
-	ctl     *stripeclient.EmulatorControl
+	ctl     *emulator.Control
 }
 
 func newHarness(t *testing.T, key string) *harness {
@@ -256,7 +257,7 @@ func newHarness(t *testing.T, key string) *harness {
 	const banner = "stripe emulator listening on "
 	line := h.emu.waitLine(t, banner, 30*time.Second)
 	h.apiBase = strings.TrimSpace(line[strings.Index(line, banner)+len(banner):])
-	h.ctl = &stripeclient.EmulatorControl{BaseURL: h.apiBase, HTTP: &http.Client{Timeout: 30 * time.Second}}
+	h.ctl = &emulator.Control{BaseURL: h.apiBase, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	return h
 }
 
@@ -315,7 +316,8 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 	if cfg.Rate > 0 {
 		args = append(args, "--rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
 	}
-	p := startProcess(t, name, childEnv("DATABASE_URL="+h.dbURL, "STRIPE_SECRET_KEY="+cfg.Key), args...)
+	// Workers run as the least-privilege role migrate --worker-role prepares.
+	p := startProcess(t, name, childEnv("DATABASE_URL="+testdb.WorkerURL(t, h.dbURL), "STRIPE_SECRET_KEY="+cfg.Key), args...)
 	w := &worker{process: p}
 	line := p.waitLine(t, `"msg":"serving /metrics`, 30*time.Second)
 	var rec struct {
@@ -446,7 +448,7 @@ func (h *harness) jobStates() map[string]int {
 }
 
 // state returns every object the emulator holds, by account.
-func (h *harness) state() *stripeclient.EmulatorState {
+func (h *harness) state() *emulator.State {
 	h.t.Helper()
 	s, err := h.ctl.State(context.Background())
 	require.NoError(h.t, err)
@@ -454,7 +456,7 @@ func (h *harness) state() *stripeclient.EmulatorState {
 }
 
 // addFault adds f to the emulator.
-func (h *harness) addFault(f stripeclient.Fault) {
+func (h *harness) addFault(f emulator.Fault) {
 	h.t.Helper()
 	require.NoError(h.t, h.ctl.AddFault(context.Background(), f))
 }
@@ -462,7 +464,7 @@ func (h *harness) addFault(f stripeclient.Fault) {
 // waitFaults polls until the emulator has injected n faults of kind. The
 // emulator counts a fault when the request arrives, so after a latency fault
 // is counted its request is in flight.
-func (h *harness) waitFaults(kind stripeclient.FaultKind, n int) {
+func (h *harness) waitFaults(kind emulator.FaultKind, n int) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -519,7 +521,7 @@ func uuidN(prefix string, n int) string {
 }
 
 // productOf finds the Product with id on account.
-func productOf(s *stripeclient.EmulatorState, account, id string) *stripeclient.Product {
+func productOf(s *emulator.State, account, id string) *stripeclient.Product {
 	for _, p := range s.Accounts[account].Products {
 		if p.ID == id {
 			return &p
@@ -530,7 +532,7 @@ func productOf(s *stripeclient.EmulatorState, account, id string) *stripeclient.
 
 // pricesOf returns every Price on account whose ticket_id metadata is
 // ticketID.
-func pricesOf(s *stripeclient.EmulatorState, account, ticketID string) []stripeclient.Price {
+func pricesOf(s *emulator.State, account, ticketID string) []stripeclient.Price {
 	var out []stripeclient.Price
 	for _, p := range s.Accounts[account].Prices {
 		if p.Metadata["ticket_id"] == ticketID {

@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 func TestWorker_secretHygiene(t *testing.T) {
@@ -31,8 +31,8 @@ func TestWorker_secretHygiene(t *testing.T) {
 
 	// Successes and 500s with the right key, logging at debug, where the
 	// most is said.
-	h.addFault(stripeclient.Fault{Kind: stripeclient.FaultError500, Method: "POST", PathPrefix: "/v1/products", Times: 2})
-	h.addFault(stripeclient.Fault{Kind: stripeclient.FaultError500, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
+	h.addFault(emulator.Fault{Kind: emulator.FaultError500, Method: "POST", PathPrefix: "/v1/products", Times: 2})
+	h.addFault(emulator.Fault{Kind: emulator.FaultError500, Method: "POST", PathPrefix: "/v1/prices", Times: 1})
 	good := h.startWorker("worker-right-key", workerConfig{LogLevel: "debug"})
 	for i := 1; i <= 3; i++ {
 		h.insertEvent(uuidN("0e000000", i), org, "Canary Ball")

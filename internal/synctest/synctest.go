@@ -20,6 +20,7 @@ import (
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // SecretKey is the test key the emulator accepts.
@@ -28,7 +29,7 @@ const SecretKey = "sk_test_synctest_0123456789"
 // Bundle is a running sync against the emulator.
 type Bundle struct {
 	Pool     *pgxpool.Pool
-	Emulator *stripeclient.Emulator
+	Emulator *emulator.Emulator
 	APIBase  string
 	Stripe   *stripeclient.StripeClient
 	River    *river.Client[pgx.Tx]
@@ -58,7 +59,7 @@ func Start(t testing.TB, opts Options) *Bundle {
 	b.Pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(b.Pool.Close)
-	b.Emulator = stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: SecretKey})
+	b.Emulator = emulator.New(emulator.Options{SecretKey: SecretKey})
 	var handler http.Handler = b.Emulator
 	if opts.WrapStripe != nil {
 		handler = opts.WrapStripe(handler)

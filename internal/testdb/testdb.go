@@ -10,6 +10,7 @@ import (
 	"database/sql"
 	_ "embed"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -57,6 +58,28 @@ func WorkerURL(t testing.TB, rawURL string) string {
 		t.Fatalf("testdb: parse URL: %v", err)
 	}
 	u.User = url.User(WorkerRole)
+	return u.String()
+}
+
+// ThroughPgBouncer returns rawURL with its host and port replaced by those of
+// the PgBouncer that .ci/with-pg.sh started (WITH_PGBOUNCER=1, as `make test`
+// does) in mode "session" or "transaction". It fails t when there is none: a
+// pooler test must not pass by skipping.
+func ThroughPgBouncer(t testing.TB, rawURL, mode string) string {
+	t.Helper()
+	env := map[string]string{"session": "TEST_PGBOUNCER_SESSION_PORT", "transaction": "TEST_PGBOUNCER_TRANSACTION_PORT"}[mode]
+	if env == "" {
+		t.Fatalf("testdb: no PgBouncer mode %q", mode)
+	}
+	port := os.Getenv(env)
+	if port == "" {
+		t.Fatalf("testdb: %s is not set: run the tests with `make test`, which starts PgBouncer in both modes", env)
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatalf("testdb: parse URL: %v", err)
+	}
+	u.Host = net.JoinHostPort("127.0.0.1", port)
 	return u.String()
 }
 

@@ -22,6 +22,8 @@ type Options struct {
 	SampleData bool
 	// WorkerRole is granted what `syncctl worker` needs (--worker-role).
 	WorkerRole string
+	// PrintSQL prints the install script instead of applying it.
+	PrintSQL bool
 }
 
 // NewCmdMigrate returns the command; runF replaces the run in tests.
@@ -48,6 +50,8 @@ migrated by an earlier version, with everything in public, is moved there.`,
 	}
 	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", f.Getenv("SYNCCTL_WORKER_ROLE"),
 		"existing role to grant exactly what the worker needs (env SYNCCTL_WORKER_ROLE)")
+	cmd.Flags().BoolVar(&opts.PrintSQL, "print-sql", false,
+		"print the SQL that installs everything into a new database (for supabase/migrations) instead of applying it")
 	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")
 	cmd.Flags().BoolVar(&opts.SampleData, "sample-data", false, "insert the demo's sample organisations, events and tickets")
 	_ = cmd.Flags().MarkHidden("with-fixture")
@@ -56,6 +60,14 @@ migrated by an earlier version, with everything in public, is moved there.`,
 }
 
 func migrateRun(ctx context.Context, opts *Options) error {
+	if opts.PrintSQL {
+		script, err := migrations.Script(opts.Factory.Schema, opts.WorkerRole)
+		if err != nil {
+			return &cmdutil.UsageError{Err: err}
+		}
+		_, err = fmt.Fprint(opts.Factory.IO.Out, script)
+		return err
+	}
 	pool, err := opts.Factory.Pool(ctx, "syncctl migrate")
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/worker"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
 // Options are reconcile's dependencies and flags.
@@ -100,7 +100,7 @@ func reconcileRun(ctx context.Context, opts *Options) error {
 	// The workers' shared limit: reconciling beside running workers must not
 	// push the total past Stripe's.
 	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
-		Limiter: stripeclient.NewPostgresLimiter(pool, stripeclient.PostgresLimiterOptions{Rate: worker.DefaultRate(key)}),
+		Limiter: pglimiter.New(pool, pglimiter.Options{Rate: worker.DefaultRate(key)}),
 	})
 	if err != nil {
 		return err

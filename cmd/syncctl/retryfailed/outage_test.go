@@ -11,7 +11,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/internal/synctest"
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // TestRetryFailed_afterOutage drives a job to discarded with the emulator
@@ -33,7 +33,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 	// One attempt, so the outage exhausts it without waiting out River's
 	// backoff between 25.
 	b.Exec(t, `UPDATE river_job SET max_attempts = 1 WHERE id = $1`, jobID)
-	b.Emulator.AddFault(stripeclient.Fault{Kind: stripeclient.FaultError500})
+	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500})
 	b.StartWorker(t)
 
 	type jobRow struct {
@@ -67,7 +67,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 
 	discarded := waitFor("discarded")
 	require.Equal(t, 1, discarded.Errors)
-	require.Positive(t, b.Emulator.FaultsInjected()[stripeclient.FaultError500], "the outage hit Stripe requests")
+	require.Positive(t, b.Emulator.FaultsInjected()[emulator.FaultError500], "the outage hit Stripe requests")
 	require.Empty(t, b.Emulator.Products(account))
 
 	// A dry run lists the job and leaves it exactly as it was.

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // Options are the emulator command's dependencies and flags.
@@ -49,7 +49,7 @@ func emulatorRun(ctx context.Context, opts *Options) error {
 	}
 	io := opts.Factory.IO
 	logger := slog.New(slog.NewTextHandler(io.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{
+	emu := emulator.New(emulator.Options{
 		SecretKey: opts.Factory.Getenv("STRIPE_SECRET_KEY"),
 		Logger:    logger,
 	})

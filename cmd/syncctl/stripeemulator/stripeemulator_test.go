@@ -9,6 +9,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 func TestNewCmdStripeEmulator(t *testing.T) {
@@ -43,7 +44,7 @@ func TestEmulatorRun(t *testing.T) {
 	_, err = wrong.GetProduct(ctx, stripeclient.Call{Account: "acct_1"}, "prod_cmd")
 	require.True(t, stripeclient.IsClass(err, stripeclient.ClassAuth), "got %v", err)
 
-	state, err := (&stripeclient.EmulatorControl{BaseURL: base}).State(ctx)
+	state, err := (&emulator.Control{BaseURL: base}).State(ctx)
 	require.NoError(t, err)
 	require.Len(t, state.Accounts["acct_1"].Products, 1)
 

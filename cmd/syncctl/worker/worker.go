@@ -22,7 +22,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
 // Options are the worker's dependencies and flags.
@@ -166,6 +166,14 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
+	// Entity locks are session advisory locks and River wakes on LISTEN:
+	// behind a transaction-mode pooler both would silently stop working.
+	if err := dbconn.CheckSessionPinned(ctx, pool); err != nil {
+		if errors.Is(err, dbconn.ErrTransactionPooler) {
+			return &cmdutil.UsageError{Err: err}
+		}
+		return err
+	}
 	limiterPool, err := openLimiterPool(ctx, opts.Factory)
 	if err != nil {
 		return err
@@ -173,9 +181,9 @@ func workerRun(ctx context.Context, opts *Options) error {
 	defer limiterPool.Close()
 
 	metrics := newMetrics(pool)
-	limiterOpts := stripeclient.PostgresLimiterOptions{Rate: rate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
+	limiterOpts := pglimiter.Options{Rate: rate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
 	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
-		Limiter:  stripeclient.NewPostgresLimiter(limiterPool, limiterOpts),
+		Limiter:  pglimiter.New(limiterPool, limiterOpts),
 		Logger:   logger,
 		Observer: metrics.observeStripe,
 	})
@@ -202,7 +210,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
-		slog.Int("burst", stripeclient.DefaultBurst(rate)), slog.Duration("job_timeout", opts.JobTimeout),
+		slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}
 	if opts.AccountRate > 0 {
 		attrs = append(attrs, slog.Float64("account_rate", opts.AccountRate))

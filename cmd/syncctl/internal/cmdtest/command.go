@@ -35,9 +35,10 @@ func NewFactory(t testing.TB, terminal bool) (*cmdutil.Factory, *bytes.Buffer, *
 type Command[O any] struct {
 	// NewCmd is the command's constructor, NewCmdX.
 	NewCmd func(*cmdutil.Factory, func(context.Context, *O) error) *cobra.Command
-	// DatabaseURL and StripeAPIBase stand for the root's flags.
+	// DatabaseURL, StripeAPIBase and Schema stand for the root's flags.
 	DatabaseURL   string
 	StripeAPIBase string
+	Schema        string
 	// Env is the environment Getenv reads; a name not in it reads as "".
 	Env map[string]string
 	// Now, unless zero, is what the Factory's clock returns.
@@ -54,7 +55,7 @@ func (c Command[O]) Factory(t testing.TB, terminal bool) (*cmdutil.Factory, *byt
 		env := c.Env
 		f.Getenv = func(name string) string { return env[name] }
 	}
-	f.DatabaseURL, f.StripeAPIBase = c.DatabaseURL, c.StripeAPIBase
+	f.DatabaseURL, f.StripeAPIBase, f.Schema = c.DatabaseURL, c.StripeAPIBase, c.Schema
 	if !c.Now.IsZero() {
 		now := c.Now
 		f.Clock = func() time.Time { return now }

@@ -1,4 +1,9 @@
-package stripeclient
+// Package pglimiter is the rate limit every worker process shares, held in
+// PostgreSQL: token buckets in the table stripe_sync_rate_limit, taken by the
+// SQL function stripe_sync_rate_take and pushed back by
+// stripe_sync_rate_penalize (migration 004). A Limiter is a
+// stripeclient.Limiter and stripeclient.Penalizer.
+package pglimiter
 
 import (
 	"context"
@@ -8,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
 // GlobalBucket is the stripe_sync_rate_limit bucket every request takes a
@@ -17,12 +24,12 @@ const GlobalBucket = "global"
 // AccountBucket returns the bucket of one connected account's requests.
 func AccountBucket(account string) string { return "acct:" + account }
 
-// DefaultBurst is the burst a PostgresLimiter allows at perSecond when none
-// is given: 1, at any rate. Stripe counts requests in a sliding one-second
-// window, so a burst after a quiet spell only moves requests into a window
-// that the requests paced after it fill anyway, and those past the rate are
-// refused (429).
-func DefaultBurst(perSecond float64) int { return 1 }
+// burst is how many requests a bucket lets go at once after a quiet spell:
+// 1, at any rate. Stripe counts requests in a sliding one-second window, so a
+// burst after a quiet spell only moves requests into a window that the
+// requests paced after it fill anyway, and those past the rate are refused
+// (429).
+const burst = 1
 
 // jitterMargin is how much further apart the limiter spaces requests than the
 // rate alone asks: each run of perSecond requests spans 1 s plus this, so a
@@ -52,41 +59,27 @@ func paced(perSecond float64) float64 {
 	return perSecond / (1 + jitterMargin.Seconds())
 }
 
-// Penalizer is a Limiter that backs off when Stripe answers 429. The
-// StripeClient calls Penalize, if its Limiter has it, with the request's
-// connected account and Stripe's Retry-After (1 s when Stripe gave none).
-type Penalizer interface {
-	// Penalize holds back account's requests for d.
-	Penalize(account string, d time.Duration)
-}
-
-// PostgresLimiterOptions configures NewPostgresLimiter.
-type PostgresLimiterOptions struct {
+// Options configures New.
+type Options struct {
 	// Rate is the requests per second shared by every process using the
 	// same database, across all accounts (bucket "global"): Stripe's limit.
 	// The limiter admits 3% below it (see jitterMargin), so that no
 	// one-second window at Stripe holds more than Rate requests despite
 	// jitter. Zero or less means no global limit.
 	Rate float64
-	// Burst is how many requests may go at once after a quiet spell.
-	// Defaults to DefaultBurst(Rate), 1: more than 1 earns 429s from a
-	// Stripe whose window the rate already fills.
-	Burst int
 	// AccountRate, when greater than zero, also limits each connected
 	// account to this many requests per second (bucket "acct:<id>"), with
 	// the same margin as Rate. Requests on the platform account (no
 	// Stripe-Account) are not limited by it. Defaults to 0: no per-account
 	// limit.
 	AccountRate float64
-	// AccountBurst defaults to DefaultBurst(AccountRate).
-	AccountBurst int
 	// OnWait, when set, is called after every admitted Wait with how long it
 	// waited (zero included, so a histogram of it counts every request). It
 	// must be safe for concurrent use.
 	OnWait func(d time.Duration)
 }
 
-// PostgresLimiter is the Limiter shared by every worker process: a GCRA
+// Limiter is the Limiter shared by every worker process: a GCRA
 // (token bucket) per bucket, held in the table stripe_sync_rate_limit and
 // taken by the function stripe_sync_rate_take (migration 004). Each request
 // costs one round trip that reserves the next free slot in its buckets; the
@@ -94,9 +87,9 @@ type PostgresLimiterOptions struct {
 // database's clock is the only clock: each process maps it onto its own
 // (dbClock), so processes on several machines need not agree on the time. It
 // is safe for concurrent use.
-type PostgresLimiter struct {
+type Limiter struct {
 	pool  *pgxpool.Pool
-	opts  PostgresLimiterOptions
+	opts  Options
 	clock dbClock
 	// afterWake, when set, is called after each wake for a slot, before the
 	// check that the wake was on time: tests stall the process there.
@@ -104,20 +97,14 @@ type PostgresLimiter struct {
 }
 
 var (
-	_ Limiter   = (*PostgresLimiter)(nil)
-	_ Penalizer = (*PostgresLimiter)(nil)
+	_ stripeclient.Limiter   = (*Limiter)(nil)
+	_ stripeclient.Penalizer = (*Limiter)(nil)
 )
 
-// NewPostgresLimiter returns a limiter over pool, whose database must have
+// New returns a limiter over pool, whose database must have
 // the project's migrations applied. It makes no query.
-func NewPostgresLimiter(pool *pgxpool.Pool, opts PostgresLimiterOptions) *PostgresLimiter {
-	if opts.Burst <= 0 {
-		opts.Burst = DefaultBurst(opts.Rate)
-	}
-	if opts.AccountBurst <= 0 {
-		opts.AccountBurst = DefaultBurst(opts.AccountRate)
-	}
-	return &PostgresLimiter{pool: pool, opts: opts}
+func New(pool *pgxpool.Pool, opts Options) *Limiter {
+	return &Limiter{pool: pool, opts: opts}
 }
 
 // Wait implements Limiter. It reserves a slot, then sleeps until it; when a
@@ -130,7 +117,7 @@ func NewPostgresLimiter(pool *pgxpool.Pool, opts PostgresLimiterOptions) *Postgr
 // error if ctx ends while it sleeps (a reserved slot is then lost, which only
 // slows others slightly); and the database's error if the reservation fails,
 // so the request is not sent unlimited.
-func (l *PostgresLimiter) Wait(ctx context.Context, account string) error {
+func (l *Limiter) Wait(ctx context.Context, account string) error {
 	b := l.buckets(account)
 	if len(b.names) == 0 {
 		return nil
@@ -229,10 +216,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 // start plus its own d, rather than restarting it (see
 // stripe_sync_rate_penalize). It is best effort: a database error is
 // dropped, since the refused job waits anyway.
-func (l *PostgresLimiter) Penalize(account string, d time.Duration) {
-	bucket, perSecond, burst := GlobalBucket, l.opts.Rate, l.opts.Burst
+func (l *Limiter) Penalize(account string, d time.Duration) {
+	bucket, perSecond := GlobalBucket, l.opts.Rate
 	if account != "" && l.opts.AccountRate > 0 {
-		bucket, perSecond, burst = AccountBucket(account), l.opts.AccountRate, l.opts.AccountBurst
+		bucket, perSecond = AccountBucket(account), l.opts.AccountRate
 	}
 	if perSecond <= 0 || math.IsInf(perSecond, 1) || d <= 0 {
 		return
@@ -259,22 +246,22 @@ type takeArgs struct {
 
 // buckets lists the buckets a request on account takes from, "global"
 // first: stripe_sync_rate_take locks them in this order.
-func (l *PostgresLimiter) buckets(account string) takeArgs {
+func (l *Limiter) buckets(account string) takeArgs {
 	var a takeArgs
 	accountLead := math.Inf(1)
 	if l.opts.Rate > 0 && !math.IsInf(l.opts.Rate, 1) {
 		a.names = append(a.names, GlobalBucket)
 		a.perSecond = append(a.perSecond, paced(l.opts.Rate))
-		a.burst = append(a.burst, int32(l.opts.Burst))
+		a.burst = append(a.burst, int32(burst))
 		a.maxLead = append(a.maxLead, math.Inf(1))
 		// Within the global bucket's tolerance, an account's reservation
 		// moves the global bucket's next slot no later than the present.
-		accountLead = max(float64(l.opts.Burst-1)/paced(l.opts.Rate), minAccountLead.Seconds())
+		accountLead = max(float64(burst-1)/paced(l.opts.Rate), minAccountLead.Seconds())
 	}
 	if account != "" && l.opts.AccountRate > 0 && !math.IsInf(l.opts.AccountRate, 1) {
 		a.names = append(a.names, AccountBucket(account))
 		a.perSecond = append(a.perSecond, paced(l.opts.AccountRate))
-		a.burst = append(a.burst, int32(l.opts.AccountBurst))
+		a.burst = append(a.burst, int32(burst))
 		a.maxLead = append(a.maxLead, accountLead)
 	}
 	return a

@@ -1,4 +1,4 @@
-package stripeclient
+package pglimiter
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/internal/testdb"
+	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // pgLimiterPools opens n pools on one fresh database: each stands for a
@@ -29,7 +31,7 @@ func pgLimiterPools(t *testing.T, n int) []*pgxpool.Pool {
 
 // hammer calls Wait on every limiter from several goroutines until ctx's
 // deadline, and returns the admission times by account.
-func hammer(ctx context.Context, t *testing.T, limiters []*PostgresLimiter, accounts []string) map[string][]time.Time {
+func hammer(ctx context.Context, t *testing.T, limiters []*Limiter, accounts []string) map[string][]time.Time {
 	t.Helper()
 	var (
 		mu       sync.Mutex
@@ -92,18 +94,18 @@ func achievedRate(times []time.Time) float64 {
 	return float64(len(times)-1) / times[len(times)-1].Sub(times[0]).Seconds()
 }
 
-func TestPostgresLimiter_Wait(t *testing.T) {
+func TestLimiter_Wait(t *testing.T) {
 	t.Parallel()
 
 	t.Run("SharedByTwoProcesses", func(t *testing.T) {
 		t.Parallel()
 		const rate = 10
 		pools := pgLimiterPools(t, 2)
-		limiters := []*PostgresLimiter{
-			NewPostgresLimiter(pools[0], PostgresLimiterOptions{Rate: rate}),
-			NewPostgresLimiter(pools[1], PostgresLimiterOptions{Rate: rate}),
+		limiters := []*Limiter{
+			New(pools[0], Options{Rate: rate}),
+			New(pools[1], Options{Rate: rate}),
 		}
-		burst := DefaultBurst(rate)
+		const burst = 1
 
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
@@ -121,9 +123,9 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		pools := pgLimiterPools(t, 2)
 		var mu sync.Mutex
 		served := map[int]int{}
-		limiters := make([]*PostgresLimiter, 2)
+		limiters := make([]*Limiter, 2)
 		for i, pool := range pools {
-			limiters[i] = NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 20, OnWait: func(time.Duration) {
+			limiters[i] = New(pool, Options{Rate: 20, OnWait: func(time.Duration) {
 				mu.Lock()
 				served[i]++
 				mu.Unlock()
@@ -143,13 +145,13 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		pools := pgLimiterPools(t, 2)
 		// The global rate is above both accounts' together, but not by much:
 		// one account's backlog must not slow the other.
-		opts := PostgresLimiterOptions{Rate: 20, AccountRate: accountRate}
-		limiters := []*PostgresLimiter{NewPostgresLimiter(pools[0], opts), NewPostgresLimiter(pools[1], opts)}
+		opts := Options{Rate: 20, AccountRate: accountRate}
+		limiters := []*Limiter{New(pools[0], opts), New(pools[1], opts)}
 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		admitted := hammer(ctx, t, limiters, []string{"acct_1A", "acct_1B"})
-		burst := DefaultBurst(accountRate)
+		const burst = 1
 		for _, account := range []string{"acct_1A", "acct_1B"} {
 			times := admitted[account]
 			t.Logf("%s: %d admissions, busiest second %d, achieved %.2f/s", account, len(times), busiestSecond(times), achievedRate(times))
@@ -170,8 +172,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	t.Run("PacedWithMargin", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 2})
-		require.Equal(t, 1, l.opts.Burst, "the default burst is a single request")
+		l := New(pool, Options{Rate: 2})
 		// Reserve two slots as Wait does, without waiting for them.
 		b := l.buckets("")
 		take := func() time.Time {
@@ -197,7 +198,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	t.Run("LateWakeTakesAnotherSlot", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 5})
+		l := New(pool, Options{Rate: 5})
 		require.NoError(t, l.Wait(context.Background(), ""), "the first slot is free")
 		wakes := 0
 		l.afterWake = func() {
@@ -215,7 +216,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 		pool := pgLimiterPools(t, 1)[0]
 		// Slots 206 ms apart: each stall ends before the next slot, which
 		// is therefore booked ahead.
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 5})
+		l := New(pool, Options{Rate: 5})
 		require.NoError(t, l.Wait(context.Background(), ""))
 		wakes := 0
 		l.afterWake = func() {
@@ -229,14 +230,14 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	t.Run("NoLimit", func(t *testing.T) {
 		t.Parallel()
 		// No rate means no bucket, hence no query: a nil pool would panic.
-		l := NewPostgresLimiter(nil, PostgresLimiterOptions{})
+		l := New(nil, Options{})
 		require.NoError(t, l.Wait(context.Background(), "acct_1"))
 	})
 
 	t.Run("DeadlineTooSoon", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 1})
+		l := New(pool, Options{Rate: 1})
 		require.NoError(t, l.Wait(context.Background(), ""), "the first token is free")
 
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -253,7 +254,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	t.Run("CancelledWhileWaiting", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 0.5})
+		l := New(pool, Options{Rate: 0.5})
 		require.NoError(t, l.Wait(context.Background(), ""))
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
@@ -263,7 +264,7 @@ func TestPostgresLimiter_Wait(t *testing.T) {
 	})
 }
 
-func TestPostgresLimiter_Penalize(t *testing.T) {
+func TestLimiter_Penalize(t *testing.T) {
 	t.Parallel()
 
 	t.Run("Global", func(t *testing.T) {
@@ -273,9 +274,7 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 			mu     sync.Mutex
 			waited []time.Duration
 		)
-		// A burst of 5 would let 4 requests in before the pause ended, were
-		// the penalty not pushed past it.
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 10, Burst: 5, OnWait: func(d time.Duration) {
+		l := New(pool, Options{Rate: 10, OnWait: func(d time.Duration) {
 			mu.Lock()
 			waited = append(waited, d)
 			mu.Unlock()
@@ -298,7 +297,7 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
 		var waited []time.Duration
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100, AccountRate: 10,
+		l := New(pool, Options{Rate: 100, AccountRate: 10,
 			OnWait: func(d time.Duration) { waited = append(waited, d) }})
 		l.Penalize("acct_1P", time.Second)
 		require.NoError(t, l.Wait(context.Background(), "acct_1Other"))
@@ -311,7 +310,7 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
 		var waited []time.Duration
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100, OnWait: func(d time.Duration) { waited = append(waited, d) }})
+		l := New(pool, Options{Rate: 100, OnWait: func(d time.Duration) { waited = append(waited, d) }})
 		for range 5 {
 			l.Penalize("", time.Second)
 		}
@@ -322,7 +321,7 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 	t.Run("EchoesDoNotRestartThePause", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		l := NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100})
+		l := New(pool, Options{Rate: 100})
 		type pause struct{ from, until, tat time.Time }
 		read := func() pause {
 			var p pause
@@ -349,7 +348,7 @@ func TestPostgresLimiter_Penalize(t *testing.T) {
 
 		// A pause of a microsecond is over by the next round trip: the next
 		// 429 is news, and starts a pause of its own.
-		l2 := NewPostgresLimiter(pgLimiterPools(t, 1)[0], PostgresLimiterOptions{Rate: 100})
+		l2 := New(pgLimiterPools(t, 1)[0], Options{Rate: 100})
 		l2.Penalize("", time.Microsecond)
 		l2.Penalize("", time.Second)
 		var length time.Duration
@@ -373,39 +372,42 @@ func (l *penalizingLimiter) Penalize(account string, d time.Duration) {
 	l.penalties = append(l.penalties, account+" "+d.String())
 }
 
-func TestStripeClient_PenalizesLimiterOn429(t *testing.T) {
+// testKey is the secret key the emulator in these tests accepts.
+const testKey = "sk_test_pglimiterKey123"
+
+func TestLimiter_penalizedByStripeClientOn429(t *testing.T) {
 	t.Parallel()
 
 	t.Run("RetryAfterPassedOn", func(t *testing.T) {
 		t.Parallel()
-		emu := NewEmulator(EmulatorOptions{SecretKey: stripeTestKey})
+		emu := emulator.New(emulator.Options{SecretKey: testKey})
 		srv := httptest.NewServer(emu)
 		t.Cleanup(srv.Close)
 		limiter := &penalizingLimiter{}
-		c, err := New(Options{SecretKey: stripeTestKey, APIBase: srv.URL, Limiter: limiter})
+		c, err := stripeclient.New(stripeclient.Options{SecretKey: testKey, APIBase: srv.URL, Limiter: limiter})
 		require.NoError(t, err)
 
-		emu.AddFault(Fault{Kind: FaultRateLimit, Times: 1, RetryAfter: 2 * time.Second})
-		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
-		require.True(t, IsClass(err, ClassRateLimited), "got %v", err)
-		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
-		require.True(t, IsClass(err, ClassNotFound), "got %v", err)
+		emu.AddFault(emulator.Fault{Kind: emulator.FaultRateLimit, Times: 1, RetryAfter: 2 * time.Second})
+		_, err = c.GetProduct(context.Background(), stripeclient.Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, stripeclient.IsClass(err, stripeclient.ClassRateLimited), "got %v", err)
+		_, err = c.GetProduct(context.Background(), stripeclient.Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, stripeclient.IsClass(err, stripeclient.ClassNotFound), "got %v", err)
 		require.Equal(t, []string{"acct_1R 2s"}, limiter.penalties, "one 429, one penalty of Stripe's Retry-After")
 	})
 
 	t.Run("PostgresBucketPushed", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
-		emu := NewEmulator(EmulatorOptions{SecretKey: stripeTestKey})
+		emu := emulator.New(emulator.Options{SecretKey: testKey})
 		srv := httptest.NewServer(emu)
 		t.Cleanup(srv.Close)
-		c, err := New(Options{SecretKey: stripeTestKey, APIBase: srv.URL,
-			Limiter: NewPostgresLimiter(pool, PostgresLimiterOptions{Rate: 100})})
+		c, err := stripeclient.New(stripeclient.Options{SecretKey: testKey, APIBase: srv.URL,
+			Limiter: New(pool, Options{Rate: 100})})
 		require.NoError(t, err)
 
-		emu.AddFault(Fault{Kind: FaultRateLimit, Times: 1, RetryAfter: 3 * time.Second})
-		_, err = c.GetProduct(context.Background(), Call{Account: "acct_1R"}, "prod_x")
-		require.True(t, IsClass(err, ClassRateLimited), "got %v", err)
+		emu.AddFault(emulator.Fault{Kind: emulator.FaultRateLimit, Times: 1, RetryAfter: 3 * time.Second})
+		_, err = c.GetProduct(context.Background(), stripeclient.Call{Account: "acct_1R"}, "prod_x")
+		require.True(t, stripeclient.IsClass(err, stripeclient.ClassRateLimited), "got %v", err)
 		var ahead float64
 		require.NoError(t, pool.QueryRow(context.Background(),
 			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&ahead))

@@ -1,13 +1,15 @@
-package stripeclient
+package emulator
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,47 +18,49 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/client"
+
+	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-const emuTestKey = "sk_test_emulatorKey123"
+const testKey = "sk_test_emulatorKey123"
 
-type emulatorTestBundle struct {
+type testBundle struct {
 	emu   *Emulator
 	srv   *httptest.Server
 	sc    *client.API
-	clock *emuTestClock
+	clock *testClock
 }
 
-// emuTestClock is a settable clock; it starts at a fixed instant.
-type emuTestClock struct {
+// testClock is a settable clock; it starts at a fixed instant.
+type testClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
 
-func (c *emuTestClock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
-func (c *emuTestClock) Advance(d time.Duration) {
+func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
 }
 
-func setupEmulatorTest(t *testing.T) *emulatorTestBundle {
+func setup(t *testing.T) *testBundle {
 	t.Helper()
-	clock := &emuTestClock{now: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
-	emu := NewEmulator(EmulatorOptions{SecretKey: emuTestKey, Clock: clock.Now, Seed: 42})
+	clock := &testClock{now: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)}
+	emu := New(Options{SecretKey: testKey, Clock: clock.Now, Seed: 42})
 	srv := httptest.NewServer(emu)
 	t.Cleanup(srv.Close)
-	return &emulatorTestBundle{emu: emu, srv: srv, sc: newEmuTestStripe(srv.URL, emuTestKey), clock: clock}
+	return &testBundle{emu: emu, srv: srv, sc: newTestStripe(srv.URL, testKey), clock: clock}
 }
 
-// newEmuTestStripe is the real stripe-go client pointed at url, with its own
+// newTestStripe is the real stripe-go client pointed at url, with its own
 // retries off so every fault reaches the test.
-func newEmuTestStripe(url, key string) *client.API {
+func newTestStripe(url, key string) *client.API {
 	backend := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:               stripe.String(url),
 		MaxNetworkRetries: stripe.Int64(0),
@@ -84,7 +88,7 @@ func productParams(account, name string) *stripe.ProductParams {
 	return p
 }
 
-func (b *emulatorTestBundle) createProduct(t *testing.T, account, id, name string) *stripe.Product {
+func (b *testBundle) createProduct(t *testing.T, account, id, name string) *stripe.Product {
 	t.Helper()
 	p := productParams(account, name)
 	if id != "" {
@@ -95,7 +99,7 @@ func (b *emulatorTestBundle) createProduct(t *testing.T, account, id, name strin
 	return prod
 }
 
-func (b *emulatorTestBundle) createPrice(t *testing.T, account, product string, amount int64, lookupKey string) *stripe.Price {
+func (b *testBundle) createPrice(t *testing.T, account, product string, amount int64, lookupKey string) *stripe.Price {
 	t.Helper()
 	p := &stripe.PriceParams{
 		Product:    stripe.String(product),
@@ -115,12 +119,12 @@ func (b *emulatorTestBundle) createPrice(t *testing.T, account, product string, 
 }
 
 // rawRequest sends a request by hand, for what stripe-go cannot send.
-func (b *emulatorTestBundle) rawRequest(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
+func (b *testBundle) rawRequest(t *testing.T, method, path, body string, header http.Header) (*http.Response, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, b.srv.URL+path, strings.NewReader(body))
 	require.NoError(t, err)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Authorization", "Bearer "+emuTestKey)
+	req.Header.Set("Authorization", "Bearer "+testKey)
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
@@ -137,7 +141,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("CreateGeneratesStripeShapedID", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		p := productParams("acct_1", "Grand Installation")
 		p.Description = stripe.String("A night to remember")
 		p.Images = []*string{stripe.String("https://img.example/a.png")}
@@ -157,12 +161,12 @@ func TestEmulator_Products(t *testing.T) {
 		require.Len(t, got, 1)
 		require.Equal(t, prod.ID, got[0].ID)
 		require.Empty(t, b.emu.Products(""), "the platform account must stay empty")
-		require.Equal(t, []string{"acct_1"}, b.emu.Accounts())
+		require.Equal(t, []string{"acct_1"}, slices.Sorted(maps.Keys(b.emu.State().Accounts)))
 	})
 
 	t.Run("CustomIDTakenIsResourceAlreadyExists", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_123", "First")
 		require.Equal(t, "evt_123", prod.ID)
 
@@ -176,7 +180,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		cases := []struct {
 			name   string
 			params *stripe.ProductParams
@@ -212,7 +216,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("MetadataLimits", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 
 		p := productParams("", "n")
 		for i := range 51 {
@@ -240,7 +244,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("UpdateMergesAndDeletesMetadataAndClears", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		p := productParams("acct_1", "Old")
 		p.Description = stripe.String("desc")
 		p.Images = []*string{stripe.String("https://img.example/a.png")}
@@ -276,7 +280,7 @@ func TestEmulator_Products(t *testing.T) {
 
 	t.Run("UpdateAndGetMissingIsResourceMissing", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		_, err := b.sc.Products.Update("prod_nope", productParams("", "x"))
 		se := requireStripeError(t, err, http.StatusNotFound, "resource_missing")
 		require.Equal(t, "id", se.Param)
@@ -286,9 +290,9 @@ func TestEmulator_Products(t *testing.T) {
 		requireStripeError(t, err, http.StatusNotFound, "resource_missing")
 	})
 
-	t.Run("ListPagesNewestFirstWithFilters", func(t *testing.T) {
+	t.Run("ListPagesNewestFirst", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		var ids []string
 		for i := range 5 {
 			prod := b.createProduct(t, "acct_1", "", fmt.Sprintf("p%d", i))
@@ -312,23 +316,6 @@ func TestEmulator_Products(t *testing.T) {
 		require.Len(t, b.emu.Requests(), 3, "5 products in pages of 2")
 		require.Zero(t, b.emu.WriteCount(), "lists are not writes")
 
-		lp = &stripe.ProductListParams{Active: stripe.Bool(false)}
-		lp.SetStripeAccount("acct_1")
-		it = b.sc.Products.List(lp)
-		require.True(t, it.Next())
-		require.Equal(t, ids[1], it.Product().ID)
-		require.False(t, it.Next())
-
-		lp = &stripe.ProductListParams{IDs: []*string{stripe.String(ids[0]), stripe.String(ids[3])}}
-		lp.SetStripeAccount("acct_1")
-		listed = nil
-		it = b.sc.Products.List(lp)
-		for it.Next() {
-			listed = append(listed, it.Product().ID)
-		}
-		require.NoError(t, it.Err())
-		require.Equal(t, []string{ids[3], ids[0]}, listed)
-
 		lp = &stripe.ProductListParams{}
 		lp.StartingAfter = stripe.String("prod_missing")
 		lp.SetStripeAccount("acct_1")
@@ -343,7 +330,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("CreateGetAndList", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 		other := b.createProduct(t, "acct_1", "evt_2", "Other")
 
@@ -387,7 +374,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("Validation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "", "evt_1", "Event")
 
 		_, err := b.sc.Prices.New(&stripe.PriceParams{
@@ -423,7 +410,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("LookupKeyTransfer", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 		first := b.createPrice(t, "acct_1", prod.ID, 1000, "ticket_t1")
 		require.Equal(t, "ticket_t1", first.LookupKey)
@@ -447,7 +434,7 @@ func TestEmulator_Prices(t *testing.T) {
 		require.Equal(t, second.ID, it.Price().ID)
 		require.False(t, it.Next())
 
-		byID := map[string]Price{}
+		byID := map[string]stripeclient.Price{}
 		for _, p := range b.emu.Prices("acct_1") {
 			byID[p.ID] = p
 		}
@@ -472,7 +459,7 @@ func TestEmulator_Prices(t *testing.T) {
 
 	t.Run("UpdateMergesMetadataAndArchives", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		prod := b.createProduct(t, "", "evt_1", "Event")
 		pp := &stripe.PriceParams{Product: stripe.String(prod.ID), Currency: stripe.String("aud"), UnitAmount: stripe.Int64(5)}
 		pp.AddMetadata("a", "1")
@@ -488,17 +475,13 @@ func TestEmulator_Prices(t *testing.T) {
 		require.Equal(t, map[string]string{"b": "2", "c": "3"}, got.Metadata)
 		require.Equal(t, "Child", got.Nickname)
 		require.False(t, got.Active)
-
-		lp := &stripe.PriceListParams{Active: stripe.Bool(true)}
-		it := b.sc.Prices.List(lp)
-		require.False(t, it.Next(), "the archived price is not active")
-		require.NoError(t, it.Err())
+		require.False(t, b.emu.Prices("")[0].Active, "the price is archived")
 	})
 }
 
 func TestEmulator_AccountScoping(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 
 	a := b.createProduct(t, "acct_A", "evt_same", "On A")
 	bb := b.createProduct(t, "acct_B", "evt_same", "On B")
@@ -525,18 +508,134 @@ func TestEmulator_AccountScoping(t *testing.T) {
 	require.Len(t, b.emu.Products("acct_A"), 2)
 	require.Len(t, b.emu.Products("acct_B"), 1)
 	require.Empty(t, b.emu.Products(""))
-	require.Equal(t, []string{"acct_A", "acct_B"}, b.emu.Accounts())
+	require.Equal(t, []string{"acct_A", "acct_B"}, slices.Sorted(maps.Keys(b.emu.State().Accounts)))
 	for _, r := range b.emu.Requests() {
 		require.NotEmpty(t, r.Account)
 	}
 }
 
+// TestEmulator_Idempotency follows https://docs.stripe.com/api/idempotent_requests:
+// "Stripe saves the status code and body of the first request made with a
+// given idempotency key after endpoint execution begins. Retries with the
+// same key return the saved response, including 500 errors"; results are
+// saved only once the endpoint began executing, so a request that fails
+// validation or conflicts with a concurrent one saves nothing; a key reused
+// with other parameters is an error.
 func TestEmulator_Idempotency(t *testing.T) {
 	t.Parallel()
 
+	t.Run("Stored500IsReplayed", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500Stored, Method: "POST", PathPrefix: "/v1/products", Times: 1})
+		newParams := func(key string) *stripe.ProductParams {
+			p := productParams("acct_1", "Event")
+			p.ID = stripe.String("evt_1")
+			p.SetIdempotencyKey(key)
+			return p
+		}
+		_, err := b.sc.Products.New(newParams("k-500"))
+		se := requireStripeError(t, err, http.StatusInternalServerError, "")
+		require.Equal(t, stripe.ErrorTypeAPI, se.Type)
+		require.Empty(t, se.LastResponse.Header.Get("Idempotent-Replayed"), "the first 500 is an answer, not a replay")
+		require.Empty(t, b.emu.Products("acct_1"), "the failed request wrote nothing")
+
+		// The fault is used up, yet every retry with the key gets the 500.
+		for range 3 {
+			_, err = b.sc.Products.New(newParams("k-500"))
+			se = requireStripeError(t, err, http.StatusInternalServerError, "")
+			require.Equal(t, "true", se.LastResponse.Header.Get("Idempotent-Replayed"))
+		}
+		require.Empty(t, b.emu.Products("acct_1"))
+
+		// Only a new key runs the request again.
+		prod, err := b.sc.Products.New(newParams("k-500-retry"))
+		require.NoError(t, err)
+		require.Equal(t, "evt_1", prod.ID)
+		require.Equal(t, 2, b.emu.WriteCount(), "the stored 500 reached the endpoint; replays did not")
+		reqs := b.emu.Requests()
+		require.Equal(t, "error_500_stored", reqs[0].Fault)
+		require.True(t, reqs[1].Replayed)
+	})
+
+	t.Run("Stored500AfterTheWriteApplied", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500Stored, Method: "POST", PathPrefix: "/v1/products", Times: 1, Applied: true})
+		p := productParams("acct_1", "Event")
+		p.ID = stripe.String("evt_1")
+		p.SetIdempotencyKey("k-applied")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusInternalServerError, "")
+		require.Len(t, b.emu.Products("acct_1"), 1, "a 500 leaves the outcome unknown: here the write was applied")
+
+		p.SetIdempotencyKey("k-applied-retry")
+		_, err = b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusBadRequest, "resource_already_exists")
+	})
+
+	t.Run("500BeforeExecutionIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.AddFault(Fault{Kind: FaultError500, Method: "POST", Times: 1})
+		p := productParams("", "Event")
+		p.SetIdempotencyKey("k-front")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusInternalServerError, "")
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err)
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ValidationFailureIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := &stripe.ProductParams{}
+		p.SetIdempotencyKey("k-invalid")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusBadRequest, "parameter_missing")
+
+		// Nothing was saved, so the key is free for other parameters.
+		p = productParams("", "Now valid")
+		p.SetIdempotencyKey("k-invalid")
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err)
+		require.Equal(t, "Now valid", got.Name)
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("RateLimitedIsNotStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.SetRateLimit(RateLimit{Endpoint: 1})
+		b.createProduct(t, "", "", "Takes the second's only slot")
+		p := productParams("", "Event")
+		p.SetIdempotencyKey("k-429")
+		_, err := b.sc.Products.New(p)
+		requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
+
+		b.clock.Advance(time.Second)
+		got, err := b.sc.Products.New(p)
+		require.NoError(t, err, "the 429 was not saved under the key")
+		require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+	})
+
+	t.Run("ErrorRaisedByTheEndpointIsStored", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		p := productParams("", "Name")
+		p.SetIdempotencyKey("k-missing")
+		_, err := b.sc.Products.Update("prod_missing", p)
+		requireStripeError(t, err, http.StatusNotFound, "resource_missing")
+		b.createProduct(t, "", "prod_missing", "Created since")
+		_, err = b.sc.Products.Update("prod_missing", p)
+		se := requireStripeError(t, err, http.StatusNotFound, "resource_missing")
+		require.Equal(t, "true", se.LastResponse.Header.Get("Idempotent-Replayed"), "the endpoint had looked the object up")
+	})
+
 	t.Run("SameKeyReplays", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		newParams := func() *stripe.ProductParams {
 			p := productParams("acct_1", "Event")
 			p.SetIdempotencyKey("event:1:v1:create")
@@ -568,7 +667,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("ErrorsAreReplayedToo", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.createProduct(t, "", "evt_1", "Taken")
 		newParams := func() *stripe.ProductParams {
 			p := productParams("", "Again")
@@ -586,7 +685,9 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("DifferentParamsIsIdempotencyError", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		// "The idempotency layer compares incoming parameters to those of the
+		// original request and errors if they're not the same."
+		b := setup(t)
 		p := productParams("", "A")
 		p.SetIdempotencyKey("k1")
 		_, err := b.sc.Products.New(p)
@@ -605,7 +706,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 
 	t.Run("KeyInFlightIsConflict", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultLatency, Method: "POST", Times: 1, Latency: 5 * time.Second})
 
 		ctx, cancel := context.WithCancel(t.Context())
@@ -646,7 +747,7 @@ func TestEmulator_Idempotency(t *testing.T) {
 func (e *Emulator) idempotencyInFlight(account, key string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	entry := e.idem[emuIdemKey{account: account, key: key}]
+	entry := e.idem[idemKey{account: account, key: key}]
 	return entry != nil && !entry.done
 }
 
@@ -655,7 +756,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("ResponseLostThenRetryReplays", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		// Warm a keep-alive connection first: on a reused connection Go's
 		// transport would silently resend a keyed POST whose connection
 		// closed without a byte, which must not hide the fault.
@@ -691,7 +792,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("Error500WritesNothing", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultError500, Times: 1})
 		p := productParams("", "X")
 		p.SetIdempotencyKey("k500")
@@ -709,7 +810,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("RateLimitFault", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultRateLimit, Account: "acct_slow", Times: 2, RetryAfter: 3 * time.Second})
 
 		_, err := b.sc.Products.New(productParams("acct_other", "not matched"))
@@ -725,7 +826,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("LatencyRespectsCancellation", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultLatency, Latency: time.Minute})
 		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 		defer cancel()
@@ -744,7 +845,7 @@ func TestEmulator_Faults(t *testing.T) {
 	t.Run("ProbabilityIsSeeded", func(t *testing.T) {
 		t.Parallel()
 		run := func() []int {
-			b := setupEmulatorTest(t)
+			b := setup(t)
 			b.emu.AddFault(Fault{Kind: FaultError500, Probability: 0.5})
 			var statuses []int
 			for range 30 {
@@ -767,7 +868,7 @@ func TestEmulator_Faults(t *testing.T) {
 
 	t.Run("FaultsApplyInOrderAndClear", func(t *testing.T) {
 		t.Parallel()
-		b := setupEmulatorTest(t)
+		b := setup(t)
 		b.emu.AddFault(Fault{Kind: FaultRateLimit, Method: "GET", Times: 1})
 		b.emu.AddFault(Fault{Kind: FaultError500, Method: "GET"})
 		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
@@ -785,10 +886,10 @@ func TestEmulator_Faults(t *testing.T) {
 
 func TestEmulator_Auth(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 	const wrongKey = "sk_test_WrongKeyPresented987"
 
-	_, err := newEmuTestStripe(b.srv.URL, wrongKey).Products.New(productParams("", "X"))
+	_, err := newTestStripe(b.srv.URL, wrongKey).Products.New(productParams("", "X"))
 	se := requireStripeError(t, err, http.StatusUnauthorized, "")
 	require.Equal(t, stripe.ErrorTypeInvalidRequest, se.Type)
 	raw := string(se.LastResponse.RawJSON)
@@ -808,7 +909,7 @@ func TestEmulator_Auth(t *testing.T) {
 
 	req, err := http.NewRequestWithContext(t.Context(), "GET", b.srv.URL+"/v1/products", nil)
 	require.NoError(t, err)
-	req.SetBasicAuth(emuTestKey, "")
+	req.SetBasicAuth(testKey, "")
 	basic, err := b.srv.Client().Do(req)
 	require.NoError(t, err)
 	require.NoError(t, basic.Body.Close())
@@ -820,7 +921,7 @@ func TestEmulator_Auth(t *testing.T) {
 
 func TestEmulator_Routing(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 
 	resp, body := b.rawRequest(t, "GET", "/v1/customers", "", nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
@@ -847,9 +948,13 @@ func TestEmulator_Routing(t *testing.T) {
 	require.Contains(t, body, `"id": "evt a/b"`)
 }
 
-func TestEmulator_Overlaps(t *testing.T) {
+// TestEmulator_lockTimeout follows https://docs.stripe.com/rate-limits
+// ("Object lock timeouts") and https://docs.stripe.com/error-codes#lock-timeout:
+// a write to an object another request holds is answered 429 lock_timeout,
+// and nothing is stored under its Idempotency-Key.
+func TestEmulator_lockTimeout(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
+	b := setup(t)
 	prod := b.createProduct(t, "acct_1", "evt_1", "Event")
 	b.emu.AddFault(Fault{Kind: FaultLatency, Method: "POST", PathPrefix: "/v1/products/", Times: 1, Latency: time.Minute})
 
@@ -863,8 +968,17 @@ func TestEmulator_Overlaps(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return b.emu.FaultsInjected()[FaultLatency] == 1 }, 5*time.Second, 5*time.Millisecond)
 
-	_, err := b.sc.Products.Update(prod.ID, productParams("acct_1", "Fast writer"))
+	p := productParams("acct_1", "Fast writer")
+	p.SetIdempotencyKey("k-locked")
+	_, err := b.sc.Products.Update(prod.ID, p)
+	se := requireStripeError(t, err, http.StatusTooManyRequests, "lock_timeout")
+	require.Empty(t, se.LastResponse.Header.Get("Stripe-Rate-Limited-Reason"), "an object's lock is not a rate limit")
+
+	// Reads and writes to other objects are not held up.
+	_, err = b.sc.Products.Get(prod.ID, &stripe.ProductParams{Params: stripe.Params{StripeAccount: stripe.String("acct_1")}})
 	require.NoError(t, err)
+	b.createProduct(t, "acct_1", "evt_2", "Other")
+
 	cancel()
 	require.Error(t, <-done)
 	// The server notices the cancelled writer a moment after its client.
@@ -883,50 +997,110 @@ func TestEmulator_Overlaps(t *testing.T) {
 	require.Equal(t, prod.ID, overlaps[0].ObjectID)
 	require.NotEqual(t, overlaps[0].FirstRequestID, overlaps[0].SecondRequestID)
 
-	// Writes one after another never overlap, nor do writes to different
-	// objects or reads.
+	// The refused request stored nothing: the same key now runs.
+	got, err := b.sc.Products.Update(prod.ID, p)
+	require.NoError(t, err)
+	require.Equal(t, "Fast writer", got.Name)
+	require.Empty(t, got.LastResponse.Header.Get("Idempotent-Replayed"))
+
+	// Writes one after another never overlap.
 	for range 3 {
 		_, err := b.sc.Products.Update(prod.ID, productParams("acct_1", "Sequential"))
 		require.NoError(t, err)
 	}
-	b.createProduct(t, "acct_1", "evt_2", "Other")
 	require.Len(t, b.emu.Overlaps(), 1)
 }
 
+// TestEmulator_RateLimit follows https://docs.stripe.com/rate-limits: a
+// global limit and one per endpoint (method and route template), each
+// answered 429 rate_limit with its Stripe-Rate-Limited-Reason.
 func TestEmulator_RateLimit(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
-	b.emu.SetRateLimit(2)
 
-	var statuses []int
-	for range 3 {
+	t.Run("GlobalRate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.emu.SetRateLimit(RateLimit{Global: 2})
+
+		var statuses []int
+		for range 3 {
+			resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+			statuses = append(statuses, resp.StatusCode)
+		}
+		require.Equal(t, []int{200, 200, 429}, statuses)
+		_, err := b.sc.Products.New(productParams("", "X"))
+		se := requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
+		require.Equal(t, "global-rate", se.LastResponse.Header.Get("Stripe-Rate-Limited-Reason"))
+		require.Equal(t, 2, b.emu.FaultsInjected()[FaultRateLimit])
+		require.Zero(t, b.emu.WriteCount())
+
+		b.clock.Advance(999 * time.Millisecond)
 		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-		statuses = append(statuses, resp.StatusCode)
-	}
-	require.Equal(t, []int{200, 200, 429}, statuses)
-	_, err := b.sc.Products.New(productParams("", "X"))
-	requireStripeError(t, err, http.StatusTooManyRequests, "rate_limit")
-	require.Equal(t, 2, b.emu.FaultsInjected()[FaultRateLimit])
-	require.Zero(t, b.emu.WriteCount())
-
-	b.clock.Advance(999 * time.Millisecond)
-	resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the window slides by the clock")
-	b.clock.Advance(2 * time.Millisecond)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-
-	b.emu.SetRateLimit(0)
-	for range 5 {
-		resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+		require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "the window slides by the clock")
+		b.clock.Advance(2 * time.Millisecond)
+		resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
 		require.Equal(t, http.StatusOK, resp.StatusCode)
-	}
+
+		b.emu.SetRateLimit(RateLimit{})
+		for range 5 {
+			resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
+			require.Equal(t, http.StatusOK, resp.StatusCode)
+		}
+	})
+
+	t.Run("EndpointRate", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		prod := b.createProduct(t, "", "evt_1", "Event")
+		price := b.createPrice(t, "", prod.ID, 100, "")
+		b.clock.Advance(time.Minute)
+		b.emu.SetRateLimit(RateLimit{Global: 100, Endpoint: 2})
+		b.emu.ResetRequests()
+
+		create := func() int {
+			resp, _ := b.rawRequest(t, "POST", "/v1/prices", "product="+prod.ID+"&currency=aud&unit_amount=5", nil)
+			return resp.StatusCode
+		}
+		update := func(id string) int {
+			resp, _ := b.rawRequest(t, "POST", "/v1/prices/"+id, "nickname=n", nil)
+			return resp.StatusCode
+		}
+		list := func() int {
+			resp, _ := b.rawRequest(t, "GET", "/v1/prices?limit=1", "", nil)
+			return resp.StatusCode
+		}
+		// Three endpoints on one resource, each with its own 2 a second;
+		// updates of different Prices share theirs.
+		require.Equal(t, []int{200, 200, 429}, []int{create(), create(), create()})
+		prices := b.emu.Prices("")
+		require.Equal(t, []int{200, 200, 429}, []int{update(price.ID), update(prices[1].ID), update(prices[2].ID)})
+		require.Equal(t, []int{200, 200, 429}, []int{list(), list(), list()})
+
+		var reasons []string
+		for _, r := range b.emu.Requests() {
+			if r.Status == http.StatusTooManyRequests {
+				reasons = append(reasons, r.Endpoint+" "+r.RateLimitedReason)
+			}
+		}
+		require.Equal(t, []string{
+			"POST /v1/prices endpoint-rate",
+			"POST /v1/prices/{id} endpoint-rate",
+			"GET /v1/prices endpoint-rate",
+		}, reasons)
+		require.Equal(t, 4, b.emu.WriteCount(), "refused writes never reach the endpoint")
+
+		// Refused requests do not count against the global limit.
+		b.clock.Advance(time.Second)
+		b.emu.SetRateLimit(RateLimit{Global: 3, Endpoint: 2})
+		require.Equal(t, []int{200, 200, 429, 200, 429}, []int{list(), list(), list(), create(), update(price.ID)})
+		require.Equal(t, "global-rate", b.emu.Requests()[len(b.emu.Requests())-1].RateLimitedReason)
+	})
 }
 
 func TestEmulator_Control(t *testing.T) {
 	t.Parallel()
-	b := setupEmulatorTest(t)
-	ctl := &EmulatorControl{BaseURL: b.srv.URL, HTTP: b.srv.Client()}
+	b := setup(t)
+	ctl := &Control{BaseURL: b.srv.URL, HTTP: b.srv.Client()}
 	ctx := t.Context()
 
 	require.NoError(t, ctl.AddFault(ctx, Fault{Kind: FaultError500, Method: "POST", Times: 1}))
@@ -941,7 +1115,7 @@ func TestEmulator_Control(t *testing.T) {
 	require.Equal(t, b.emu.State(), *state)
 	require.Len(t, state.Accounts, 1)
 	acct := state.Accounts["acct_1"]
-	require.Equal(t, []Product{{ID: "evt_1", Name: "Event", Images: []string{}, Active: true,
+	require.Equal(t, []stripeclient.Product{{ID: "evt_1", Name: "Event", Images: []string{}, Active: true,
 		Metadata: map[string]string{}, Created: prod.Created}}, acct.Products)
 	require.Len(t, acct.Prices, 1)
 	require.Equal(t, price.ID, acct.Prices[0].ID)
@@ -962,11 +1136,6 @@ func TestEmulator_Control(t *testing.T) {
 
 	require.NoError(t, ctl.AddFault(ctx, Fault{Kind: FaultLatency, Latency: 10 * time.Millisecond, LatencyMax: 20 * time.Millisecond}))
 	require.NoError(t, ctl.ClearFaults(ctx))
-	require.NoError(t, ctl.SetRateLimit(ctx, 1))
-	resp, _ := b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 
 	// A remote fault must be valid.
 	resp, body := b.rawRequest(t, "POST", "/_emulator/faults", `{"kind":"meteor_strike"}`, nil)
@@ -975,17 +1144,6 @@ func TestEmulator_Control(t *testing.T) {
 	resp, _ = b.rawRequest(t, "POST", "/_emulator/faults", `{"kind":"latency","latency_msec":5}`, nil)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode, "unknown fields are refused")
 	require.Error(t, ctl.AddFault(ctx, Fault{Kind: "nope"}))
-
-	require.NoError(t, ctl.Reset(ctx))
-	state, err = ctl.State(ctx)
-	require.NoError(t, err)
-	require.Empty(t, state.Accounts)
-	stats, err = ctl.Stats(ctx)
-	require.NoError(t, err)
-	require.Zero(t, stats.WriteCount)
-	require.Zero(t, stats.RequestCount)
-	resp, _ = b.rawRequest(t, "GET", "/v1/products", "", nil)
-	require.Equal(t, http.StatusOK, resp.StatusCode, "reset lifts the rate limit")
 }
 
 func TestEmulator_FaultJSON(t *testing.T) {
@@ -1000,4 +1158,8 @@ func TestEmulator_FaultJSON(t *testing.T) {
 	require.NoError(t, back.UnmarshalJSON(b))
 	require.Equal(t, f, back)
 	require.Error(t, back.UnmarshalJSON([]byte(`{"kind":"latency","probability":2}`)))
+
+	var stored Fault
+	require.NoError(t, stored.UnmarshalJSON([]byte(`{"kind":"error_500_stored","applied":true}`)))
+	require.Equal(t, Fault{Kind: FaultError500Stored, Applied: true}, stored)
 }

@@ -1,8 +1,9 @@
-package stripeclient
+package emulator
 
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 )
@@ -11,8 +12,17 @@ import (
 type FaultKind string
 
 const (
-	// FaultError500 answers 500 api_error before anything is written.
+	// FaultError500 answers 500 api_error before the endpoint starts
+	// executing: nothing is written and nothing is stored under the
+	// request's Idempotency-Key, so a retry with the key runs afresh.
 	FaultError500 FaultKind = "error_500"
+	// FaultError500Stored answers 500 api_error after the endpoint started
+	// executing, as Stripe does when it fails mid-request: the 500 is stored
+	// under the request's Idempotency-Key and replayed, with
+	// Idempotent-Replayed: true, to every later request with that key
+	// (https://docs.stripe.com/api/idempotent_requests). Nothing is written
+	// unless Fault.Applied is set.
+	FaultError500Stored FaultKind = "error_500_stored"
 	// FaultResponseLost performs the request fully (a write is applied and
 	// its idempotent result stored), then breaks the connection before the
 	// response is complete, so the client sees a network error.
@@ -28,7 +38,7 @@ const (
 
 func (k FaultKind) valid() bool {
 	switch k {
-	case FaultError500, FaultResponseLost, FaultRateLimit, FaultLatency:
+	case FaultError500, FaultError500Stored, FaultResponseLost, FaultRateLimit, FaultLatency:
 		return true
 	}
 	return false
@@ -54,7 +64,7 @@ type Fault struct {
 	// is used up. Defaults to 0, which applies it until ClearFaults.
 	Times int
 	// Probability is the fraction of matching requests the fault applies
-	// to, drawn from a source seeded with EmulatorOptions.Seed. Defaults to
+	// to, drawn from a source seeded with Options.Seed. Defaults to
 	// 0, which applies it to every matching request.
 	Probability float64
 	// Latency is FaultLatency's delay.
@@ -65,10 +75,14 @@ type Fault struct {
 	// RetryAfter is the Retry-After header of FaultRateLimit, rounded up to
 	// whole seconds. Defaults to one second.
 	RetryAfter time.Duration
+	// Applied makes FaultError500Stored apply the write before answering
+	// 500: a 500 from Stripe leaves the request's outcome unknown. Defaults
+	// to false: nothing is written.
+	Applied bool
 }
 
-// emuFaultWire is Fault's JSON form on the control surface.
-type emuFaultWire struct {
+// faultWire is Fault's JSON form on the control surface.
+type faultWire struct {
 	Kind         FaultKind `json:"kind"`
 	Method       string    `json:"method,omitempty"`
 	PathPrefix   string    `json:"path_prefix,omitempty"`
@@ -78,12 +92,13 @@ type emuFaultWire struct {
 	LatencyMS    int64     `json:"latency_ms,omitempty"`
 	LatencyMaxMS int64     `json:"latency_max_ms,omitempty"`
 	RetryAfterS  int64     `json:"retry_after_s,omitempty"`
+	Applied      bool      `json:"applied,omitempty"`
 }
 
 // MarshalJSON encodes f with snake_case names and durations as latency_ms,
 // latency_max_ms and retry_after_s.
 func (f Fault) MarshalJSON() ([]byte, error) {
-	return json.Marshal(emuFaultWire{
+	return json.Marshal(faultWire{
 		Kind:         f.Kind,
 		Method:       f.Method,
 		PathPrefix:   f.PathPrefix,
@@ -93,13 +108,14 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		LatencyMS:    f.Latency.Milliseconds(),
 		LatencyMaxMS: f.LatencyMax.Milliseconds(),
 		RetryAfterS:  int64((f.RetryAfter + time.Second - 1) / time.Second),
+		Applied:      f.Applied,
 	})
 }
 
 // UnmarshalJSON decodes the form MarshalJSON writes. Returns an error for an
 // unknown field or Kind, a negative Times, or a Probability outside [0, 1].
 func (f *Fault) UnmarshalJSON(b []byte) error {
-	var w emuFaultWire
+	var w faultWire
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&w); err != nil {
@@ -115,6 +131,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Latency:     time.Duration(w.LatencyMS) * time.Millisecond,
 		LatencyMax:  time.Duration(w.LatencyMaxMS) * time.Millisecond,
 		RetryAfter:  time.Duration(w.RetryAfterS) * time.Second,
+		Applied:     w.Applied,
 	}
 	return f.validate()
 }
@@ -133,13 +150,13 @@ func (f Fault) validate() error {
 	return nil
 }
 
-// emuActiveFault is an added Fault with its remaining uses.
-type emuActiveFault struct {
+// activeFault is an added Fault with its remaining uses.
+type activeFault struct {
 	Fault
 	remaining int
 }
 
-func (f *emuActiveFault) matches(method, path, account string) bool {
+func (f *activeFault) matches(method, path, account string) bool {
 	return (f.Method == "" || strings.EqualFold(f.Method, method)) &&
 		strings.HasPrefix(path, f.PathPrefix) &&
 		(f.Account == "" || f.Account == account)
@@ -156,7 +173,7 @@ func (e *Emulator) AddFault(f Fault) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.faults = append(e.faults, &emuActiveFault{Fault: f, remaining: f.Times})
+	e.faults = append(e.faults, &activeFault{Fault: f, remaining: f.Times})
 }
 
 // ClearFaults removes every fault. FaultsInjected keeps its counts.
@@ -167,26 +184,11 @@ func (e *Emulator) ClearFaults() {
 }
 
 // FaultsInjected returns how many requests each kind of fault was applied
-// to, requests refused by SetRateLimit counted under FaultRateLimit.
+// to, requests refused by SetRateLimit's limits counted under FaultRateLimit.
 func (e *Emulator) FaultsInjected() map[FaultKind]int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make(map[FaultKind]int, len(e.injected))
-	for k, v := range e.injected {
-		out[k] = v
-	}
-	return out
-}
-
-// SetRateLimit refuses, with 429 rate_limit, any API request that would make
-// more than perSecond requests admitted within one sliding second (by the
-// Emulator's Clock). Refused requests do not count towards the window. 0
-// turns the limit off, which is the default.
-func (e *Emulator) SetRateLimit(perSecond int) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.ratePerSecond = max(perSecond, 0)
-	e.rateWindow = nil
+	return maps.Clone(e.injected)
 }
 
 // pickFaults chooses the faults for one request and uses them up. The
@@ -229,43 +231,4 @@ func (e *Emulator) latencyOf(f *Fault) time.Duration {
 		d += time.Duration(e.rng.Int64N(int64(f.LatencyMax - f.Latency + 1)))
 	}
 	return d
-}
-
-// admitRate applies SetRateLimit's sliding window and reports whether the
-// request may proceed. The caller holds e.mu.
-func (e *Emulator) admitRate(now time.Time) bool {
-	if e.ratePerSecond <= 0 {
-		return true
-	}
-	cutoff := now.Add(-time.Second)
-	keep := e.rateWindow[:0]
-	for _, t := range e.rateWindow {
-		if t.After(cutoff) {
-			keep = append(keep, t)
-		}
-	}
-	e.rateWindow = keep
-	if len(e.rateWindow) >= e.ratePerSecond {
-		e.injected[FaultRateLimit]++
-		return false
-	}
-	e.rateWindow = append(e.rateWindow, now)
-	return true
-}
-
-func emuErrRateLimited() *emuError {
-	return &emuError{
-		status:  429,
-		typ:     "invalid_request_error",
-		code:    "rate_limit",
-		message: "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits.",
-	}
-}
-
-func emuErrInjected500() *emuError {
-	return &emuError{
-		status:  500,
-		typ:     "api_error",
-		message: "An unknown error occurred (injected by the Stripe emulator).",
-	}
 }
