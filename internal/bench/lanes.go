@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/lodgetix/stripe-sync/outbox"
-	"github.com/lodgetix/stripe-sync/stripeclient"
+	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
 
 // lanesTargets is how many events are synced before the backfill, for the
@@ -61,10 +61,10 @@ func (b *runner) figureLanes(ctx context.Context) error {
 		p99Base = append(p99Base, Percentile(without.latencies, 99))
 	}
 	setting := fmt.Sprintf("%d entities (%d events x %d tickets) backfilled, then `syncctl worker --rate %d --concurrency %d` against the emulator "+
-		"(%s-%s latency, %d requests in any sliding second); one edit a second to an already-synced event, %d edits, from UPDATE to the emulator "+
+		"(%s-%s latency, Stripe's limits: %d requests in any sliding second, %d per endpoint); one edit a second to an already-synced event, %d edits, from UPDATE to the emulator "+
 		"holding the new name. Baseline: the same with the backfill's jobs in the live lane, as before lanes. %d repetition(s).",
 		b.cfg.LanesEntities, b.cfg.LanesEntities/(1+ticketsPerEvent), ticketsPerEvent, rateLimit, b.cfg.LanesConcurrency,
-		lanesLatencyMin, lanesLatencyMax, rateLimit, b.cfg.LanesEdits, b.cfg.LanesRepetitions)
+		lanesLatencyMin, lanesLatencyMax, rateLimit, emulator.DefaultEndpointRate, b.cfg.LanesEdits, b.cfg.LanesRepetitions)
 	b.report.Rows = append(b.report.Rows,
 		newRow("7a edit during backfill, p50", "ms", "no lanes (backfill in the live lane)", p50, p50Base, nil, setting),
 		newRow("7b edit during backfill, p99", "ms", "no lanes (backfill in the live lane)", p99, p99Base, &Goal{On: "value", Op: "<", Bound: 2000}, ""),
@@ -92,9 +92,9 @@ func (b *runner) lanesRun(ctx context.Context, bin string, lanes bool) (lanesRes
 			return err
 		}
 		names := &productNames{waiters: map[string]chan time.Time{}}
-		emu := stripeclient.NewEmulator(stripeclient.EmulatorOptions{SecretKey: secretKey})
-		emu.AddFault(stripeclient.Fault{Kind: stripeclient.FaultLatency, Latency: lanesLatencyMin, LatencyMax: lanesLatencyMax})
-		emu.SetRateLimit(rateLimit)
+		emu := emulator.New(emulator.Options{SecretKey: secretKey})
+		emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: lanesLatencyMin, LatencyMax: lanesLatencyMax})
+		emu.SetRateLimit(emulator.RateLimit{Global: rateLimit, Endpoint: emulator.DefaultEndpointRate})
 		srv := httptest.NewServer(names.wrap(emu))
 		defer srv.Close()
 
