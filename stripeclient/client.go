@@ -66,6 +66,16 @@ type Call struct {
 	// equal parameters (A -> B -> A) is a new request. Empty sends no key.
 	// Reads never send one.
 	IdempotencyScope string
+	// IdempotencySalt, when not empty, is hashed into the Idempotency-Key
+	// with the parameters, so that a retry of the same change sends a new
+	// key. Set a value not used before for this change (for example how
+	// many 5xx answers it has had: "1", "2", ...) on the attempt after a
+	// failure for which NeedsNewKey is true, since Stripe replays a stored
+	// 500 to every request with the old key; keep it as it was after any
+	// other failure, above all one with no answer (AnswerNone), so that
+	// Stripe replays what it may have applied. Defaults to "": the key is
+	// the one IdempotencyKey gave before salts existed.
+	IdempotencySalt string
 }
 
 // ProductParams is the Stripe-visible state the sync gives a Product.

@@ -49,6 +49,8 @@ func TestConformance_StripeMock(t *testing.T) {
 		c := newClient(t, stripeMockKey)
 		for name, call := range map[string]Call{
 			"ConnectedWithScope": {Account: "acct_1Conformance", IdempotencyScope: "event:0b7e4c1e:v3"},
+			// The key a retry after a 5xx sends (NeedsNewKey).
+			"ConnectedSaltedKey": {Account: "acct_1Conformance", IdempotencyScope: "event:0b7e4c1e:v3", IdempotencySalt: "2"},
 			"PlatformNoScope":    {},
 		} {
 			t.Run(name, func(t *testing.T) {
@@ -142,6 +144,26 @@ func TestConformance_StripeMock(t *testing.T) {
 					require.Positive(t, prices)
 				}
 			})
+		}
+	})
+
+	// The amounts jobs.UnitAmount lets through for Stripe's special
+	// currencies (https://docs.stripe.com/currencies) are plain integers.
+	t.Run("CurrencyRules", func(t *testing.T) {
+		t.Parallel()
+		c := newClient(t, stripeMockKey)
+		call := Call{Account: "acct_1Conformance", IdempotencyScope: "ticket:5f1d:v1"}
+		for _, tc := range []struct {
+			currency string
+			amount   int64
+		}{
+			{"kwd", 5120}, {"bhd", 990}, {"isk", 4000}, {"huf", 199050}, {"twd", 35025}, {"jpy", 1500},
+			{"aud", 99999999}, {"idr", 999999999999},
+		} {
+			price, err := c.CreatePrice(ctx, call, PriceParams{Product: "prod_evt_0b7e4c1e", Currency: tc.currency,
+				UnitAmount: tc.amount, LookupKey: "ticket_5f1d", Active: true})
+			require.NoError(t, err, "%d %s", tc.amount, tc.currency)
+			require.NotEmpty(t, price.ID)
 		}
 	})
 

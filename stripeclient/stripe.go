@@ -1,6 +1,7 @@
 package stripeclient
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -377,7 +379,8 @@ func (c *StripeClient) ListPrices(ctx context.Context, call Call, product string
 // IdempotencyKey returns the Idempotency-Key a write with a
 // Call.IdempotencyScope sends: the scope, the operation (for example
 // "update_product") and the first 24 hex digits of a SHA-256 over a canonical
-// encoding of (call.Account, target, params), joined by ":". target is the id
+// encoding of (call.Account, target, params, call.IdempotencySalt), joined by
+// ":"; an empty salt leaves the encoding as it was before salts existed. target is the id
 // the write acts on ("" for creates without one) and params the
 // ProductParams or PriceParams whose fields the write sends (nil for
 // archives; UpdateProduct leaves out ID and UpdatePrice leaves out Product,
@@ -392,11 +395,12 @@ func IdempotencyKey(call Call, op, target string, params any) string {
 		Account string `json:"account"`
 		Target  string `json:"target"`
 		Params  any    `json:"params"`
-	}{call.Account, target, canonicalParams(params)})
+		Salt    string `json:"salt,omitempty"`
+	}{call.Account, target, canonicalParams(params), call.IdempotencySalt})
 	if err != nil {
 		// Not reached for ProductParams and PriceParams; %#v prints map keys
 		// sorted, so it is deterministic too.
-		canonical = fmt.Appendf(nil, "%q|%q|%#v", call.Account, target, params)
+		canonical = fmt.Appendf(nil, "%q|%q|%#v|%q", call.Account, target, params, call.IdempotencySalt)
 	}
 	sum := sha256.Sum256(canonical)
 	digest := hex.EncodeToString(sum[:])[:24]
@@ -442,6 +446,8 @@ func canonicalParams(params any) any {
 // back: what the transport needs to know, and what it saw.
 type callState struct {
 	op string
+	// object is the id a write acts on, for the Limiter ("" for reads).
+	object string
 	// noIdempotencyKey makes the transport drop the random key stripe-go puts
 	// on every write that has none: Call.IdempotencyScope promises no key.
 	noIdempotencyKey bool
@@ -465,6 +471,7 @@ func (c *StripeClient) prepare(ctx context.Context, params *stripe.Params, call 
 
 func (c *StripeClient) prepareWrite(ctx context.Context, params *stripe.Params, call Call, op, target string, keyed any) *callState {
 	cs := c.prepare(ctx, params, call, op)
+	cs.object = target
 	if call.IdempotencyScope != "" {
 		params.SetIdempotencyKey(IdempotencyKey(call, op, target, keyed))
 	} else {
@@ -492,7 +499,7 @@ func (c *StripeClient) toError(ctx context.Context, cs *callState, err error) er
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("stripe %s: %w", cs.op, ctxErr)
 	}
-	e := &Error{Class: ClassRetryable, Op: cs.op, Message: scrub(c.key, err.Error())}
+	e := &Error{Class: ClassRetryable, Op: cs.op, Message: scrub(c.key, err.Error()), Answer: AnswerNone}
 	var le *limiterError
 	if errors.As(err, &le) {
 		e.Message = scrub(c.key, le.Error())
@@ -504,8 +511,37 @@ func (c *StripeClient) toError(ctx context.Context, cs *callState, err error) er
 		e.Class = classify(cs.status, "", "")
 		e.RequestID = cs.header.Get("Request-Id")
 		e.RetryAfter = retryAfter(cs.header)
+		e.Answer = answerOf(cs.status)
+		e.Replayed = replayed(cs.header)
+		e.RateLimitedReason = rateLimitedReason(cs.status, "", cs.header)
 	}
 	return e
+}
+
+// answerOf returns the Answer of an HTTP status that arrived.
+func answerOf(status int) Answer {
+	if status >= 500 {
+		return AnswerServerError
+	}
+	return AnswerClientError
+}
+
+// replayed reports whether Stripe answered from its idempotency store.
+func replayed(h http.Header) bool {
+	return strings.EqualFold(h.Get("Idempotent-Replayed"), "true")
+}
+
+// rateLimitedReason returns which limit refused a 429: ReasonLockTimeout
+// for the error code lock_timeout, else the Stripe-Rate-Limited-Reason
+// header; "" for other statuses.
+func rateLimitedReason(status int, code stripe.ErrorCode, h http.Header) string {
+	switch {
+	case status != http.StatusTooManyRequests:
+		return ""
+	case code == stripe.ErrorCodeLockTimeout:
+		return ReasonLockTimeout
+	}
+	return h.Get("Stripe-Rate-Limited-Reason")
 }
 
 func (c *StripeClient) fromStripeError(cs *callState, se *stripe.Error) *Error {
@@ -521,6 +557,10 @@ func (c *StripeClient) fromStripeError(cs *callState, se *stripe.Error) *Error {
 		Message:    scrub(c.key, se.Msg),
 		RequestID:  se.RequestID,
 		RetryAfter: retryAfter(header),
+		Answer:     answerOf(se.HTTPStatusCode),
+		Replayed:   replayed(header),
+
+		RateLimitedReason: rateLimitedReason(se.HTTPStatusCode, se.Code, header),
 	}
 	if e.Message == "" {
 		e.Message = http.StatusText(se.HTTPStatusCode)
@@ -642,8 +682,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cs = &callState{op: "unknown"}
 	}
 	account := req.Header.Get("Stripe-Account")
+	limited := Request{Account: account, Endpoint: endpointOf(req.Method, req.URL.Path), Object: cs.object}
 	if t.limiter != nil {
-		if err := t.limiter.Wait(ctx, account); err != nil {
+		if err := t.limiter.Wait(ctx, limited); err != nil {
 			if req.Body != nil {
 				_ = req.Body.Close()
 			}
@@ -678,10 +719,41 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.observer(cs.op, status, elapsed)
 	}
 	if p, ok := t.limiter.(Penalizer); ok && status == http.StatusTooManyRequests {
-		p.Penalize(account, cmp.Or(retryAfter(resp.Header), time.Second))
+		p.Penalize(RateLimited{
+			Request:    limited,
+			Reason:     rateLimitedReason(status, peekErrorCode(resp), resp.Header),
+			RetryAfter: cmp.Or(retryAfter(resp.Header), time.Second),
+		})
 	}
 	t.logger.LogAttrs(ctx, slog.LevelDebug, "stripe request", attrs...)
 	return resp, err
+}
+
+// maxPeek bounds how much of an error body peekErrorCode reads: Stripe's
+// error bodies are small.
+const maxPeek = 64 << 10
+
+// peekErrorCode returns the error code of a Stripe error body, leaving the
+// body readable for stripe-go; "" when there is none.
+func peekErrorCode(resp *http.Response) stripe.ErrorCode {
+	if resp.Body == nil {
+		return ""
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
+	if err != nil {
+		return ""
+	}
+	var body struct {
+		Error struct {
+			Code stripe.ErrorCode `json:"code"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(b, &body)
+	return body.Error.Code
 }
 
 // leveledLogger hands stripe-go's log lines to slog, scrubbed, at Debug (or

@@ -3,6 +3,8 @@ package stripeclient
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -471,6 +473,15 @@ func TestIdempotencyKey(t *testing.T) {
 		require.Regexp(t, `^event:e1:v7:update_product:[0-9a-f]{24}$`, key)
 	})
 
+	t.Run("NoSaltIsTheKeyBeforeSalts", func(t *testing.T) {
+		t.Parallel()
+		// Keys in flight when salts arrived must not change: an empty salt
+		// adds nothing to the hashed encoding.
+		sum := sha256.Sum256([]byte(`{"account":"acct_1","target":"prod_1","params":null}`))
+		require.Equal(t, "event:e1:v7:archive_product:"+hex.EncodeToString(sum[:])[:24],
+			IdempotencyKey(call, "archive_product", "prod_1", nil))
+	})
+
 	t.Run("EqualInputsEqualKeys", func(t *testing.T) {
 		t.Parallel()
 		a := stripeTestProduct
@@ -511,6 +522,8 @@ func TestIdempotencyKey(t *testing.T) {
 		}
 		variants := map[string]string{
 			"account": IdempotencyKey(Call{Account: "acct_2", IdempotencyScope: call.IdempotencyScope}, "update_product", "prod_1", stripeTestProduct),
+			"salt":    IdempotencyKey(Call{Account: call.Account, IdempotencyScope: call.IdempotencyScope, IdempotencySalt: "1"}, "update_product", "prod_1", stripeTestProduct),
+			"salt2":   IdempotencyKey(Call{Account: call.Account, IdempotencyScope: call.IdempotencyScope, IdempotencySalt: "2"}, "update_product", "prod_1", stripeTestProduct),
 			"scope":   IdempotencyKey(Call{Account: call.Account, IdempotencyScope: "event:e1:v8"}, "update_product", "prod_1", stripeTestProduct),
 			"op":      IdempotencyKey(call, "create_product", "prod_1", stripeTestProduct),
 			"target":  IdempotencyKey(call, "update_product", "prod_2", stripeTestProduct),
@@ -578,15 +591,19 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		status     int
 		body       string
 		retryAfter string
+		header     map[string]string
 		wantClass  Class
 		wantCode   string
 		wantWait   time.Duration
 		wantInMsg  string
+		wantReason string
 	}
 	cases := []errorCase{
 		{name: "500", status: 500, body: stripeErrorJSON("api_error", "", "boom"), wantClass: ClassRetryable},
 		{name: "503RetryAfter", status: 503, body: stripeErrorJSON("api_error", "", "later"), retryAfter: "7", wantClass: ClassRetryable, wantWait: 7 * time.Second},
 		{name: "502NotJSON", status: 502, body: "<html>Bad Gateway</html>", wantClass: ClassRetryable},
+		{name: "500Replayed", status: 500, body: stripeErrorJSON("api_error", "", "boom"), header: map[string]string{"Idempotent-Replayed": "true"}, wantClass: ClassRetryable},
+		{name: "502NotJSONReplayed", status: 502, body: "<html>Bad Gateway</html>", header: map[string]string{"Idempotent-Replayed": "true"}, wantClass: ClassRetryable},
 		{name: "409LockTimeout", status: 409, body: stripeErrorJSON("invalid_request_error", "lock_timeout", "locked"), wantClass: ClassRetryable, wantCode: "lock_timeout"},
 		{name: "409KeyInUse", status: 409, body: stripeErrorJSON("idempotency_error", "idempotency_key_in_use", "in use"), wantClass: ClassRetryable, wantCode: "idempotency_key_in_use"},
 		{name: "409Other", status: 409, body: stripeErrorJSON("invalid_request_error", "", "conflict"), wantClass: ClassRetryable},
@@ -594,6 +611,9 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		{name: "429FractionalRetryAfter", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), retryAfter: "0.5", wantClass: ClassRateLimited, wantCode: "rate_limit", wantWait: 500 * time.Millisecond},
 		{name: "429NoRetryAfter", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), wantClass: ClassRateLimited, wantCode: "rate_limit"},
 		{name: "429NotJSON", status: 429, body: "too many", retryAfter: "2", wantClass: ClassRateLimited, wantWait: 2 * time.Second},
+		{name: "429EndpointRate", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), header: map[string]string{"Stripe-Rate-Limited-Reason": "endpoint-rate"}, wantClass: ClassRateLimited, wantCode: "rate_limit", wantReason: "endpoint-rate"},
+		{name: "429GlobalRate", status: 429, body: stripeErrorJSON("invalid_request_error", "rate_limit", "slow down"), header: map[string]string{"Stripe-Rate-Limited-Reason": "global-rate"}, wantClass: ClassRateLimited, wantCode: "rate_limit", wantReason: "global-rate"},
+		{name: "429LockTimeout", status: 429, body: stripeErrorJSON("invalid_request_error", "lock_timeout", "busy"), wantClass: ClassRateLimited, wantCode: "lock_timeout", wantReason: ReasonLockTimeout},
 		{name: "401", status: 401, body: stripeErrorJSON("invalid_request_error", "", "Invalid API Key provided"), wantClass: ClassAuth},
 		{name: "403", status: 403, body: stripeErrorJSON("invalid_request_error", "", "no access to account"), wantClass: ClassAuth},
 		{name: "404", status: 404, body: stripeErrorJSON("invalid_request_error", "resource_missing", "No such product"), wantClass: ClassNotFound, wantCode: "resource_missing"},
@@ -613,6 +633,9 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 				if tc.retryAfter != "" {
 					w.Header().Set("Retry-After", tc.retryAfter)
 				}
+				for k, v := range tc.header {
+					w.Header().Set(k, v)
+				}
 				stripeWriteJSON(w, tc.status, tc.body)
 			})
 			_, err := bundle.client.UpdateProduct(ctx, Call{IdempotencyScope: "s"}, "prod_1", stripeTestProduct)
@@ -630,6 +653,16 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 			if tc.wantInMsg != "" {
 				require.Contains(t, se.Message, tc.wantInMsg)
 			}
+			require.Equal(t, tc.wantReason, se.RateLimitedReason)
+			require.Equal(t, tc.header["Idempotent-Replayed"] == "true", se.Replayed)
+			// A 5xx, replayed or not, spends the key; any other answer does not.
+			wantAnswer := AnswerClientError
+			if tc.status >= 500 {
+				wantAnswer = AnswerServerError
+			}
+			require.Equal(t, wantAnswer, se.Answer)
+			require.Equal(t, wantAnswer, AnswerOf(err))
+			require.Equal(t, tc.status >= 500, NeedsNewKey(err))
 			require.EqualValues(t, 1, hits.Load(), "stripe-go must not retry")
 		})
 	}
@@ -648,6 +681,8 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		require.Equal(t, ClassRetryable, se.Class)
 		require.Equal(t, 0, se.HTTPStatus)
 		require.Contains(t, se.Error(), "retryable")
+		require.Equal(t, AnswerNone, se.Answer)
+		require.False(t, NeedsNewKey(err), "no answer: the next attempt reuses the key")
 	})
 
 	t.Run("ConnectionDroppedNotRetried", func(t *testing.T) {
@@ -665,6 +700,8 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, ClassRetryable, se.Class)
 		require.Equal(t, 0, se.HTTPStatus)
+		require.Equal(t, AnswerNone, se.Answer, "a lost answer is no answer, whatever Stripe did")
+		require.False(t, NeedsNewKey(err))
 		require.EqualValues(t, 1, hits.Load())
 	})
 
@@ -679,6 +716,8 @@ func TestStripeClient_ErrorClassification(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		var se *Error
 		require.False(t, errors.As(err, &se), "a cancellation is not a Stripe error: %v", err)
+		require.Equal(t, AnswerNone, AnswerOf(err), "Stripe may have received the request")
+		require.False(t, NeedsNewKey(err))
 	})
 
 	t.Run("ContextDeadline", func(t *testing.T) {
@@ -723,22 +762,22 @@ func TestStripeClient_NoRetries(t *testing.T) {
 }
 
 type countingLimiter struct {
-	mu       sync.Mutex
-	accounts []string
-	err      error
+	mu   sync.Mutex
+	reqs []Request
+	err  error
 }
 
-func (f *countingLimiter) Wait(ctx context.Context, account string) error {
+func (f *countingLimiter) Wait(ctx context.Context, req Request) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.accounts = append(f.accounts, account)
+	f.reqs = append(f.reqs, req)
 	return f.err
 }
 
-func (f *countingLimiter) calls() []string {
+func (f *countingLimiter) calls() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.accounts...)
+	return append([]Request(nil), f.reqs...)
 }
 
 func TestStripeClient_Limiter(t *testing.T) {
@@ -752,9 +791,36 @@ func TestStripeClient_Limiter(t *testing.T) {
 		n := callEveryMethod(ctx, t, bundle.client, Call{Account: "acct_9"})
 		require.Len(t, bundle.recorded(), n)
 		require.Len(t, limiter.calls(), n)
-		for _, account := range limiter.calls() {
-			require.Equal(t, "acct_9", account)
+		for _, req := range limiter.calls() {
+			require.Equal(t, "acct_9", req.Account)
 		}
+	})
+
+	t.Run("EndpointAndObject", func(t *testing.T) {
+		t.Parallel()
+		limiter := &countingLimiter{}
+		bundle := setupStripeClient(t, stripeLike, func(o *Options) { o.Limiter = limiter })
+		call := Call{Account: "acct_9", IdempotencyScope: "s"}
+		_, err := bundle.client.CreateProduct(ctx, call, ProductParams{ID: "evt_1", Name: "n"})
+		require.NoError(t, err)
+		_, err = bundle.client.CreatePrice(ctx, call, PriceParams{Product: "evt_1", Currency: "aud", UnitAmount: 1})
+		require.NoError(t, err)
+		_, err = bundle.client.UpdatePrice(ctx, call, "price_1", PriceParams{Nickname: "n"})
+		require.NoError(t, err)
+		_, err = bundle.client.ArchiveProduct(ctx, call, "evt_1")
+		require.NoError(t, err)
+		_, err = bundle.client.GetProduct(ctx, call, "evt_1")
+		require.NoError(t, err)
+		_, err = bundle.client.FindPriceByLookupKey(ctx, call, "k")
+		require.NoError(t, err)
+		require.Equal(t, []Request{
+			{Account: "acct_9", Endpoint: "POST /v1/products", Object: "evt_1"},
+			{Account: "acct_9", Endpoint: "POST /v1/prices"},
+			{Account: "acct_9", Endpoint: "POST /v1/prices/{id}", Object: "price_1"},
+			{Account: "acct_9", Endpoint: "POST /v1/products/{id}", Object: "evt_1"},
+			{Account: "acct_9", Endpoint: "GET /v1/products/{id}"},
+			{Account: "acct_9", Endpoint: "GET /v1/prices"},
+		}, limiter.calls(), "Stripe limits each method and route template on its own")
 	})
 
 	t.Run("EveryListPage", func(t *testing.T) {
@@ -770,7 +836,7 @@ func TestStripeClient_Limiter(t *testing.T) {
 		var n int
 		require.NoError(t, bundle.client.ListPrices(ctx, Call{}, "", func(*Price) error { n++; return nil }))
 		require.Equal(t, 2, n)
-		require.Equal(t, []string{"", ""}, limiter.calls())
+		require.Equal(t, []Request{{Endpoint: "GET /v1/prices"}, {Endpoint: "GET /v1/prices"}}, limiter.calls())
 	})
 
 	t.Run("RefusalSendsNothing", func(t *testing.T) {
@@ -802,7 +868,7 @@ func TestStripeClient_Limiter(t *testing.T) {
 // until its context ends, as a limiter whose next slot is far away does.
 type oneThenBlockLimiter struct{ calls atomic.Int32 }
 
-func (l *oneThenBlockLimiter) Wait(ctx context.Context, _ string) error {
+func (l *oneThenBlockLimiter) Wait(ctx context.Context, _ Request) error {
 	if l.calls.Add(1) == 1 {
 		return nil
 	}

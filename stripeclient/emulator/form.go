@@ -149,15 +149,9 @@ func (f *form) integer(name string) (int64, bool, *apiError) {
 // order. cleared is true when it was sent as the empty string (name=), which
 // is how Stripe clients empty an array.
 func (f *form) list(name string) (vals []string, present, cleared bool, err *apiError) {
-	p, ok := f.params[name]
-	if !ok {
-		return nil, false, false, nil
-	}
-	if p.scalar != nil {
-		if *p.scalar == "" && len(p.subs) == 0 {
-			return nil, true, true, nil
-		}
-		return nil, true, false, errInvalid("parameter_invalid_array", name, "Invalid array")
+	p, present, cleared, err := f.compound(name, "array")
+	if p == nil {
+		return nil, present, cleared, err
 	}
 	type item struct {
 		idx   int
@@ -191,19 +185,29 @@ func (f *form) list(name string) (vals []string, present, cleared bool, err *api
 // hash returns a hash parameter given as name[key]=value. cleared is true
 // when it was sent as the empty string (name=), which unsets every key.
 func (f *form) hash(name string) (vals map[string]string, present, cleared bool, err *apiError) {
-	p, ok := f.params[name]
-	if !ok {
-		return nil, false, false, nil
-	}
-	if p.scalar != nil {
-		if *p.scalar == "" && len(p.subs) == 0 {
-			return nil, true, true, nil
-		}
-		return nil, true, false, errInvalid("parameter_invalid_hash", name, "Invalid hash")
+	p, present, cleared, err := f.compound(name, "hash")
+	if p == nil {
+		return nil, present, cleared, err
 	}
 	vals = make(map[string]string, len(p.subs))
 	for _, s := range p.subs {
 		vals[s.key] = s.value
 	}
 	return vals, true, false, nil
+}
+
+// compound returns a parameter of sub-keys (kind "array" or "hash"), or nil
+// when it is absent, was sent as the empty string (cleared), or is a
+// scalar (an error).
+func (f *form) compound(name, kind string) (p *formParam, present, cleared bool, err *apiError) {
+	p, ok := f.params[name]
+	switch {
+	case !ok:
+		return nil, false, false, nil
+	case p.scalar == nil:
+		return p, true, false, nil
+	case *p.scalar == "" && len(p.subs) == 0:
+		return nil, true, true, nil
+	}
+	return nil, true, false, errInvalid("parameter_invalid_"+kind, name, "Invalid %s", kind)
 }

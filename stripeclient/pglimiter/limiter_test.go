@@ -3,6 +3,7 @@ package pglimiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -29,22 +30,23 @@ func pgLimiterPools(t *testing.T, n int) []*pgxpool.Pool {
 	return pools
 }
 
-// hammer calls Wait on every limiter from several goroutines until ctx's
-// deadline, and returns the admission times by account.
-func hammer(ctx context.Context, t *testing.T, limiters []*Limiter, accounts []string) map[string][]time.Time {
+// hammer calls Wait for every request on every limiter from several
+// goroutines until ctx's deadline, and returns the admission times by
+// request.
+func hammer(ctx context.Context, t *testing.T, limiters []*Limiter, reqs []stripeclient.Request) map[stripeclient.Request][]time.Time {
 	t.Helper()
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
-		admitted = map[string][]time.Time{}
+		admitted = map[stripeclient.Request][]time.Time{}
 		failures []error
 	)
 	for _, l := range limiters {
-		for _, account := range accounts {
+		for _, req := range reqs {
 			for range 4 {
 				wg.Go(func() {
 					for {
-						err := l.Wait(ctx, account)
+						err := l.Wait(ctx, req)
 						now := time.Now()
 						mu.Lock()
 						if err != nil {
@@ -54,7 +56,7 @@ func hammer(ctx context.Context, t *testing.T, limiters []*Limiter, accounts []s
 							mu.Unlock()
 							return
 						}
-						admitted[account] = append(admitted[account], now)
+						admitted[req] = append(admitted[req], now)
 						mu.Unlock()
 					}
 				})
@@ -67,6 +69,15 @@ func hammer(ctx context.Context, t *testing.T, limiters []*Limiter, accounts []s
 		slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
 	}
 	return admitted
+}
+
+// onAccounts returns a request on each account.
+func onAccounts(accounts ...string) []stripeclient.Request {
+	var out []stripeclient.Request
+	for _, a := range accounts {
+		out = append(out, stripeclient.Request{Account: a})
+	}
+	return out
 }
 
 func isDeadline(err error) bool {
@@ -109,7 +120,7 @@ func TestLimiter_Wait(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
-		times := hammer(ctx, t, limiters, []string{"acct_1Shared"})["acct_1Shared"]
+		times := hammer(ctx, t, limiters, onAccounts("acct_1Shared"))[stripeclient.Request{Account: "acct_1Shared"}]
 
 		got := achievedRate(times)
 		t.Logf("two limiters at --rate %d (burst %d): %d admissions, busiest second %d, achieved %.2f/s",
@@ -133,7 +144,7 @@ func TestLimiter_Wait(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()
-		times := hammer(ctx, t, limiters, []string{""})[""]
+		times := hammer(ctx, t, limiters, onAccounts(""))[stripeclient.Request{}]
 		require.Equal(t, len(times), served[0]+served[1], "OnWait reports every admission")
 		require.Positive(t, served[0], "the first process got slots")
 		require.Positive(t, served[1], "the second process got slots")
@@ -150,10 +161,10 @@ func TestLimiter_Wait(t *testing.T) {
 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		admitted := hammer(ctx, t, limiters, []string{"acct_1A", "acct_1B"})
+		admitted := hammer(ctx, t, limiters, onAccounts("acct_1A", "acct_1B"))
 		const burst = 1
 		for _, account := range []string{"acct_1A", "acct_1B"} {
-			times := admitted[account]
+			times := admitted[stripeclient.Request{Account: account}]
 			t.Logf("%s: %d admissions, busiest second %d, achieved %.2f/s", account, len(times), busiestSecond(times), achievedRate(times))
 			require.LessOrEqual(t, busiestSecond(times), accountRate+burst, "%s held to its own limit", account)
 			require.GreaterOrEqual(t, achievedRate(times), 0.8*accountRate,
@@ -164,9 +175,40 @@ func TestLimiter_Wait(t *testing.T) {
 		// the platform account take none of them.
 		ctx, cancel = context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		platform := len(hammer(ctx, t, limiters[:1], []string{""})[""])
+		platform := len(hammer(ctx, t, limiters[:1], onAccounts(""))[stripeclient.Request{}])
 		t.Logf("platform account: %d admissions in 1 s", platform)
 		require.Greater(t, platform, 3*accountRate, "requests on the platform account are not held to a connected account's limit")
+	})
+
+	// Stripe limits each endpoint besides the global limit
+	// (https://docs.stripe.com/rate-limits); both are booked in one call.
+	t.Run("PerEndpoint", func(t *testing.T) {
+		t.Parallel()
+		const (
+			rate         = 30
+			endpointRate = 10
+		)
+		pools := pgLimiterPools(t, 2)
+		opts := Options{Rate: rate, EndpointRate: endpointRate}
+		limiters := []*Limiter{New(pools[0], opts), New(pools[1], opts)}
+		create := stripeclient.Request{Account: "acct_1", Endpoint: "POST /v1/prices"}
+		update := stripeclient.Request{Account: "acct_2", Endpoint: "POST /v1/prices/{id}", Object: "price_1"}
+		list := stripeclient.Request{Account: "acct_1", Endpoint: "GET /v1/prices"}
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		admitted := hammer(ctx, t, limiters, []stripeclient.Request{create, update, list})
+		var all []time.Time
+		for _, req := range []stripeclient.Request{create, update, list} {
+			times := admitted[req]
+			all = append(all, times...)
+			t.Logf("%s: %d admissions, busiest second %d, achieved %.2f/s", req.Endpoint, len(times), busiestSecond(times), achievedRate(times))
+			require.LessOrEqual(t, busiestSecond(times), endpointRate+1, "%s held to its endpoint's limit", req.Endpoint)
+			require.GreaterOrEqual(t, achievedRate(times), 0.85*endpointRate,
+				"%s gets its endpoint's limit while the other endpoints are saturated", req.Endpoint)
+		}
+		slices.SortFunc(all, func(a, b time.Time) int { return a.Compare(b) })
+		require.LessOrEqual(t, busiestSecond(all), rate+1, "the endpoints together stay within the global limit")
 	})
 
 	t.Run("PacedWithMargin", func(t *testing.T) {
@@ -174,7 +216,7 @@ func TestLimiter_Wait(t *testing.T) {
 		pool := pgLimiterPools(t, 1)[0]
 		l := New(pool, Options{Rate: 2})
 		// Reserve two slots as Wait does, without waiting for them.
-		b := l.buckets("")
+		b := l.buckets(stripeclient.Request{})
 		take := func() time.Time {
 			var (
 				admitted bool
@@ -199,7 +241,7 @@ func TestLimiter_Wait(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
 		l := New(pool, Options{Rate: 5})
-		require.NoError(t, l.Wait(context.Background(), ""), "the first slot is free")
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}), "the first slot is free")
 		wakes := 0
 		l.afterWake = func() {
 			wakes++
@@ -207,7 +249,7 @@ func TestLimiter_Wait(t *testing.T) {
 				time.Sleep(3 * lateTolerance) // the process stalls
 			}
 		}
-		require.NoError(t, l.Wait(context.Background(), ""))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}))
 		require.GreaterOrEqual(t, wakes, 2, "the booked slot woken for late was given up for the next one")
 	})
 
@@ -217,13 +259,13 @@ func TestLimiter_Wait(t *testing.T) {
 		// Slots 206 ms apart: each stall ends before the next slot, which
 		// is therefore booked ahead.
 		l := New(pool, Options{Rate: 5})
-		require.NoError(t, l.Wait(context.Background(), ""))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}))
 		wakes := 0
 		l.afterWake = func() {
 			wakes++
 			time.Sleep(3 * lateTolerance)
 		}
-		require.NoError(t, l.Wait(context.Background(), ""))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}))
 		require.Equal(t, maxRetakes+1, wakes, "late every time, it gives up maxRetakes slots, then sends")
 	})
 
@@ -231,18 +273,18 @@ func TestLimiter_Wait(t *testing.T) {
 		t.Parallel()
 		// No rate means no bucket, hence no query: a nil pool would panic.
 		l := New(nil, Options{})
-		require.NoError(t, l.Wait(context.Background(), "acct_1"))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{Account: "acct_1"}))
 	})
 
 	t.Run("DeadlineTooSoon", func(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
 		l := New(pool, Options{Rate: 1})
-		require.NoError(t, l.Wait(context.Background(), ""), "the first token is free")
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}), "the first token is free")
 
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
-		err := l.Wait(ctx, "")
+		err := l.Wait(ctx, stripeclient.Request{})
 		require.ErrorIs(t, err, context.DeadlineExceeded, "the next slot is a second away")
 
 		var secondsAhead float64
@@ -255,10 +297,10 @@ func TestLimiter_Wait(t *testing.T) {
 		t.Parallel()
 		pool := pgLimiterPools(t, 1)[0]
 		l := New(pool, Options{Rate: 0.5})
-		require.NoError(t, l.Wait(context.Background(), ""))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}))
 		ctx, cancel := context.WithCancel(context.Background())
 		errc := make(chan error, 1)
-		go func() { errc <- l.Wait(ctx, "") }()
+		go func() { errc <- l.Wait(ctx, stripeclient.Request{}) }()
 		cancel()
 		require.ErrorIs(t, <-errc, context.Canceled)
 	})
@@ -279,10 +321,10 @@ func TestLimiter_Penalize(t *testing.T) {
 			waited = append(waited, d)
 			mu.Unlock()
 		}})
-		l.Penalize("acct_1P", time.Second)
+		l.Penalize(stripeclient.RateLimited{Request: stripeclient.Request{Account: "acct_1P"}, RetryAfter: time.Second})
 		var wg sync.WaitGroup
 		for _, account := range []string{"acct_1P", "acct_1Other", "acct_1Other", ""} {
-			wg.Go(func() { require.NoError(t, l.Wait(context.Background(), account)) })
+			wg.Go(func() { require.NoError(t, l.Wait(context.Background(), stripeclient.Request{Account: account})) })
 		}
 		wg.Wait()
 		require.Len(t, waited, 4)
@@ -299,9 +341,9 @@ func TestLimiter_Penalize(t *testing.T) {
 		var waited []time.Duration
 		l := New(pool, Options{Rate: 100, AccountRate: 10,
 			OnWait: func(d time.Duration) { waited = append(waited, d) }})
-		l.Penalize("acct_1P", time.Second)
-		require.NoError(t, l.Wait(context.Background(), "acct_1Other"))
-		require.NoError(t, l.Wait(context.Background(), "acct_1P"))
+		l.Penalize(stripeclient.RateLimited{Request: stripeclient.Request{Account: "acct_1P"}, RetryAfter: time.Second})
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{Account: "acct_1Other"}))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{Account: "acct_1P"}))
 		require.Equal(t, time.Duration(0), waited[0], "another account is not held back")
 		require.Greater(t, waited[1], 500*time.Millisecond, "the refused account waits")
 	})
@@ -312,9 +354,9 @@ func TestLimiter_Penalize(t *testing.T) {
 		var waited []time.Duration
 		l := New(pool, Options{Rate: 100, OnWait: func(d time.Duration) { waited = append(waited, d) }})
 		for range 5 {
-			l.Penalize("", time.Second)
+			l.Penalize(stripeclient.RateLimited{RetryAfter: time.Second})
 		}
-		require.NoError(t, l.Wait(context.Background(), ""))
+		require.NoError(t, l.Wait(context.Background(), stripeclient.Request{}))
 		require.Less(t, waited[0], 1100*time.Millisecond, "five 429s at once pause for one Retry-After, not five")
 	})
 
@@ -330,18 +372,18 @@ func TestLimiter_Penalize(t *testing.T) {
 			return p
 		}
 
-		l.Penalize("", time.Second)
+		l.Penalize(stripeclient.RateLimited{RetryAfter: time.Second})
 		first := read()
 		require.Equal(t, time.Second, first.until.Sub(first.from))
 		require.Equal(t, first.until, first.tat, "the first slot after the pause is its end, no burst")
 
 		// Requests admitted before the pause are still arriving at Stripe
 		// and being refused: each is the same overload, not a new one.
-		l.Penalize("", time.Second)
-		l.Penalize("acct_1Other", time.Second)
+		l.Penalize(stripeclient.RateLimited{RetryAfter: time.Second})
+		l.Penalize(stripeclient.RateLimited{Request: stripeclient.Request{Account: "acct_1Other"}, RetryAfter: time.Second})
 		require.Equal(t, first, read(), "a 429 during the pause does not restart it")
 
-		l.Penalize("", 3*time.Second)
+		l.Penalize(stripeclient.RateLimited{RetryAfter: 3 * time.Second})
 		longer := read()
 		require.Equal(t, first.from, longer.from)
 		require.Equal(t, 3*time.Second, longer.until.Sub(longer.from), "a longer Retry-After is honoured from the pause's start")
@@ -349,8 +391,8 @@ func TestLimiter_Penalize(t *testing.T) {
 		// A pause of a microsecond is over by the next round trip: the next
 		// 429 is news, and starts a pause of its own.
 		l2 := New(pgLimiterPools(t, 1)[0], Options{Rate: 100})
-		l2.Penalize("", time.Microsecond)
-		l2.Penalize("", time.Second)
+		l2.Penalize(stripeclient.RateLimited{RetryAfter: time.Microsecond})
+		l2.Penalize(stripeclient.RateLimited{RetryAfter: time.Second})
 		var length time.Duration
 		require.NoError(t, l2.pool.QueryRow(context.Background(),
 			`SELECT paused_until - paused_from FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&length))
@@ -364,12 +406,12 @@ type penalizingLimiter struct {
 	penalties []string
 }
 
-func (l *penalizingLimiter) Wait(context.Context, string) error { return nil }
+func (l *penalizingLimiter) Wait(context.Context, stripeclient.Request) error { return nil }
 
-func (l *penalizingLimiter) Penalize(account string, d time.Duration) {
+func (l *penalizingLimiter) Penalize(rl stripeclient.RateLimited) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.penalties = append(l.penalties, account+" "+d.String())
+	l.penalties = append(l.penalties, fmt.Sprintf("%s %s %q %s", rl.Account, rl.Endpoint, rl.Reason, rl.RetryAfter))
 }
 
 // testKey is the secret key the emulator in these tests accepts.
@@ -392,7 +434,8 @@ func TestLimiter_penalizedByStripeClientOn429(t *testing.T) {
 		require.True(t, stripeclient.IsClass(err, stripeclient.ClassRateLimited), "got %v", err)
 		_, err = c.GetProduct(context.Background(), stripeclient.Call{Account: "acct_1R"}, "prod_x")
 		require.True(t, stripeclient.IsClass(err, stripeclient.ClassNotFound), "got %v", err)
-		require.Equal(t, []string{"acct_1R 2s"}, limiter.penalties, "one 429, one penalty of Stripe's Retry-After")
+		require.Equal(t, []string{`acct_1R GET /v1/products/{id} "" 2s`}, limiter.penalties,
+			"one 429, one penalty of Stripe's Retry-After")
 	})
 
 	t.Run("PostgresBucketPushed", func(t *testing.T) {
@@ -412,6 +455,92 @@ func TestLimiter_penalizedByStripeClientOn429(t *testing.T) {
 		require.NoError(t, pool.QueryRow(context.Background(),
 			`SELECT extract(epoch FROM tat - clock_timestamp()) FROM stripe_sync_rate_limit WHERE bucket = 'global'`).Scan(&ahead))
 		require.Greater(t, ahead, 2.0, "the shared bucket admits nothing for Retry-After")
+	})
+
+	// https://docs.stripe.com/rate-limits: a 429 with
+	// Stripe-Rate-Limited-Reason: endpoint-rate is that endpoint's limit.
+	t.Run("EndpointRatePausesOnlyTheEndpoint", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		emu := emulator.New(emulator.Options{SecretKey: testKey})
+		emu.SetRateLimit(emulator.RateLimit{Endpoint: 1})
+		srv := httptest.NewServer(emu)
+		t.Cleanup(srv.Close)
+		c, err := stripeclient.New(stripeclient.Options{SecretKey: testKey, APIBase: srv.URL,
+			Limiter: New(pool, Options{Rate: 100, EndpointRate: 25})})
+		require.NoError(t, err)
+
+		call := stripeclient.Call{Account: "acct_1R"}
+		_, err = c.GetProduct(context.Background(), call, "prod_x")
+		require.True(t, stripeclient.IsClass(err, stripeclient.ClassNotFound), "got %v", err)
+		_, err = c.GetProduct(context.Background(), call, "prod_y")
+		var se *stripeclient.Error
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, stripeclient.ClassRateLimited, se.Class)
+		require.Equal(t, "endpoint-rate", se.RateLimitedReason)
+
+		paused := map[string]bool{}
+		rows, err := pool.Query(context.Background(),
+			`SELECT bucket, coalesce(paused_until > clock_timestamp(), false) FROM stripe_sync_rate_limit`)
+		require.NoError(t, err)
+		for rows.Next() {
+			var (
+				bucket string
+				p      bool
+			)
+			require.NoError(t, rows.Scan(&bucket, &p))
+			paused[bucket] = p
+		}
+		require.NoError(t, rows.Err())
+		require.Equal(t, map[string]bool{GlobalBucket: false, EndpointBucket("GET /v1/products/{id}"): true}, paused,
+			"the endpoint's bucket is paused, the global one is not")
+	})
+
+	// https://docs.stripe.com/error-codes#lock-timeout: another request held
+	// the object. Only writes to that object wait.
+	t.Run("LockTimeoutHoldsOnlyTheObject", func(t *testing.T) {
+		t.Parallel()
+		pool := pgLimiterPools(t, 1)[0]
+		emu := emulator.New(emulator.Options{SecretKey: testKey})
+		srv := httptest.NewServer(emu)
+		t.Cleanup(srv.Close)
+		l := New(pool, Options{Rate: 100, EndpointRate: 25})
+		c, err := stripeclient.New(stripeclient.Options{SecretKey: testKey, APIBase: srv.URL, Limiter: l})
+		require.NoError(t, err)
+		call := stripeclient.Call{Account: "acct_1L"}
+		for _, id := range []string{"prod_a", "prod_b"} {
+			_, err := c.CreateProduct(context.Background(), call, stripeclient.ProductParams{ID: id, Name: id, Active: true})
+			require.NoError(t, err)
+		}
+
+		emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Method: "POST", PathPrefix: "/v1/products/prod_a",
+			Latency: time.Minute, Times: 1})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.ArchiveProduct(ctx, call, "prod_a")
+			done <- err
+		}()
+		require.Eventually(t, func() bool { return emu.FaultsInjected()[emulator.FaultLatency] == 1 },
+			5*time.Second, 5*time.Millisecond)
+		_, err = c.UpdateProduct(context.Background(), call, "prod_a", stripeclient.ProductParams{Name: "again", Active: true})
+		var se *stripeclient.Error
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, stripeclient.ClassRateLimited, se.Class)
+		require.Equal(t, stripeclient.ReasonLockTimeout, se.RateLimitedReason)
+		cancel()
+		require.Error(t, <-done)
+
+		short, cancelShort := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancelShort()
+		err = l.Wait(short, stripeclient.Request{Account: "acct_1L", Endpoint: "POST /v1/products/{id}", Object: "prod_a"})
+		require.ErrorIs(t, err, context.DeadlineExceeded, "prod_a is held for Stripe's second")
+		require.NoError(t, l.Wait(short, stripeclient.Request{Account: "acct_1L", Endpoint: "POST /v1/products/{id}", Object: "prod_b"}),
+			"another object of the same endpoint and account is not")
+		var pausedBuckets int
+		require.NoError(t, pool.QueryRow(context.Background(),
+			`SELECT count(*) FROM stripe_sync_rate_limit WHERE paused_until IS NOT NULL`).Scan(&pausedBuckets))
+		require.Zero(t, pausedBuckets, "no shared bucket is paused for one object's lock")
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,10 @@ type Options struct {
 	// Rate is the Stripe requests per second shared by every worker on the
 	// database; 0 means DefaultRate of the key.
 	Rate float64
+	// EndpointRate, when positive, also limits each Stripe endpoint (method
+	// and route template), as Stripe does; 0 turns it off. Defaults to
+	// pglimiter.DefaultEndpointRate, or EnvEndpointRate when set.
+	EndpointRate float64
 	// AccountRate, when positive, also limits each connected account.
 	AccountRate float64
 	// MetricsAddr is where /metrics, /healthz and /readyz are served; empty
@@ -59,6 +64,9 @@ type Options struct {
 	Ready func(metricsAddr string)
 }
 
+// EnvEndpointRate is the environment variable --endpoint-rate defaults to.
+const EnvEndpointRate = "SYNCCTL_ENDPOINT_RATE"
+
 // NewCmdWorker returns the command; runF replaces the run in tests.
 func NewCmdWorker(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
 	opts := &Options{Factory: f}
@@ -70,16 +78,24 @@ it. Several worker processes may share one database. On SIGINT/SIGTERM the worke
 stops fetching, lets jobs in flight finish for --shutdown-timeout, then cancels
 the rest (they are retried). Needs DATABASE_URL and STRIPE_SECRET_KEY.
 
-The Stripe rate limit (--rate, --account-rate) is one limit for all worker
-processes on the database, held in the table stripe_sync_rate_limit; requests
-go one at a time, paced 3% below --rate.`,
+The Stripe rate limit (--rate, --endpoint-rate, --account-rate) is one limit for
+all worker processes on the database, held in the table stripe_sync_rate_limit;
+requests go one at a time, paced 3% below --rate, and each endpoint (method and
+route, as Stripe counts them) 3% below --endpoint-rate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.Concurrency < 1 {
 				return cmdutil.Usagef("--concurrency must be at least 1")
 			}
-			if opts.Rate < 0 || opts.AccountRate < 0 {
-				return cmdutil.Usagef("--rate and --account-rate must not be negative")
+			if env := f.Getenv(EnvEndpointRate); env != "" && !cmd.Flags().Changed("endpoint-rate") {
+				rate, err := strconv.ParseFloat(env, 64)
+				if err != nil {
+					return cmdutil.Usagef("%s=%q is not a number", EnvEndpointRate, env)
+				}
+				opts.EndpointRate = rate
+			}
+			if opts.Rate < 0 || opts.AccountRate < 0 || opts.EndpointRate < 0 {
+				return cmdutil.Usagef("--rate, --endpoint-rate and --account-rate must not be negative")
 			}
 			if opts.JobTimeout <= 0 {
 				return cmdutil.Usagef("--job-timeout must be positive")
@@ -105,6 +121,8 @@ go one at a time, paced 3% below --rate.`,
 	}
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 10, "jobs worked at once by this process")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second, shared by every worker on this database (default 25 for test keys, 100 for live keys)")
+	cmd.Flags().Float64Var(&opts.EndpointRate, "endpoint-rate", pglimiter.DefaultEndpointRate,
+		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit; env "+EnvEndpointRate+")")
 	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
@@ -181,7 +199,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 	defer limiterPool.Close()
 
 	metrics := newMetrics(pool)
-	limiterOpts := pglimiter.Options{Rate: rate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
+	limiterOpts := pglimiter.Options{Rate: rate, EndpointRate: opts.EndpointRate, AccountRate: opts.AccountRate, OnWait: metrics.observeWait}
 	sc, err := opts.Factory.StripeClient(cmdutil.StripeOptions{
 		Limiter:  pglimiter.New(limiterPool, limiterOpts),
 		Logger:   logger,
@@ -210,7 +228,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
-		slog.Duration("job_timeout", opts.JobTimeout),
+		slog.Float64("endpoint_rate", opts.EndpointRate), slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}
 	if opts.AccountRate > 0 {
 		attrs = append(attrs, slog.Float64("account_rate", opts.AccountRate))

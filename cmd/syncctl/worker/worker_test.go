@@ -30,12 +30,16 @@ func TestNewCmdWorker(t *testing.T) {
 	t.Parallel()
 	defaults := func(o Options) *Options {
 		base := Options{Concurrency: 10, MetricsAddr: "127.0.0.1:9464", ShutdownTimeout: 30 * time.Second,
-			JobTimeout: 2 * time.Minute, LogRetention: 30 * 24 * time.Hour, LogFormat: "text", LogLevel: "info", Currency: "aud"}
+			JobTimeout: 2 * time.Minute, LogRetention: 30 * 24 * time.Hour, LogFormat: "text", LogLevel: "info", Currency: "aud",
+			EndpointRate: pglimiter.DefaultEndpointRate}
 		if o.Rate != 0 {
 			base.Rate = o.Rate
 		}
 		if o.AccountRate != 0 {
 			base.AccountRate = o.AccountRate
+		}
+		if o.EndpointRate != 0 {
+			base.EndpointRate = o.EndpointRate
 		}
 		if o.JobTimeout != 0 {
 			base.JobTimeout = o.JobTimeout
@@ -54,6 +58,7 @@ func TestNewCmdWorker(t *testing.T) {
 	for _, tt := range []struct {
 		name      string
 		args      []string
+		env       map[string]string
 		want      *Options
 		wantUsage string
 	}{
@@ -69,12 +74,19 @@ func TestNewCmdWorker(t *testing.T) {
 			wantUsage: "--rescue-stuck-after must exceed --job-timeout (2m0s)"},
 		{name: "ZeroJobTimeout", args: []string{"--job-timeout", "0s"}, wantUsage: "--job-timeout must be positive"},
 		{name: "ZeroLogRetention", args: []string{"--log-retention", "0s"}, wantUsage: "--log-retention must be positive"},
-		{name: "NegativeRate", args: []string{"--rate", "-1"}, wantUsage: "--rate and --account-rate must not be negative"},
+		{name: "EndpointRate", args: []string{"--endpoint-rate", "10"}, want: defaults(Options{EndpointRate: 10})},
+		{name: "NegativeRate", args: []string{"--rate", "-1"}, wantUsage: "--rate, --endpoint-rate and --account-rate must not be negative"},
+		{name: "EndpointRateFromEnv", env: map[string]string{EnvEndpointRate: "12"}, want: defaults(Options{EndpointRate: 12})},
+		{name: "EndpointRateFlagOverEnv", args: []string{"--endpoint-rate", "5"}, env: map[string]string{EnvEndpointRate: "12"},
+			want: defaults(Options{EndpointRate: 5})},
+		{name: "EndpointRateEnvNotANumber", env: map[string]string{EnvEndpointRate: "fast"},
+			wantUsage: `SYNCCTL_ENDPOINT_RATE="fast" is not a number`},
+		{name: "NegativeEndpointRate", args: []string{"--endpoint-rate", "-1"}, wantUsage: "--rate, --endpoint-rate and --account-rate must not be negative"},
 		{name: "BadLogFormat", args: []string{"--log-format", "xml"}, wantUsage: `--log-format must be text or json, not "xml"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := cmdtest.Command[Options]{NewCmd: NewCmdWorker}.Parse(t, tt.args...)
+			got, err := cmdtest.Command[Options]{NewCmd: NewCmdWorker, Env: tt.env}.Parse(t, tt.args...)
 			if tt.wantUsage != "" {
 				require.EqualError(t, err, tt.wantUsage)
 				require.Equal(t, 2, cmdutil.ExitCode(err))
@@ -151,7 +163,8 @@ func TestWorkerRun(t *testing.T) {
 	ready := make(chan string, 1)
 	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
 		JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
-		Ready: func(addr string) { ready <- addr }}
+		EndpointRate: pglimiter.DefaultEndpointRate,
+		Ready:        func(addr string) { ready <- addr }}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -218,7 +231,8 @@ func TestWorkerRun(t *testing.T) {
 		buckets = append(buckets, b)
 	}
 	require.NoError(t, rows.Err())
-	require.Equal(t, []string{pglimiter.GlobalBucket}, buckets, "the limit is taken from the shared table")
+	require.Contains(t, buckets, pglimiter.GlobalBucket, "the limit is taken from the shared table")
+	require.Contains(t, buckets, pglimiter.EndpointBucket("POST /v1/products"), "so is each endpoint's (--endpoint-rate)")
 
 	cancel()
 	select {
