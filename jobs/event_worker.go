@@ -27,7 +27,7 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindEvent, id},
+	return run(withLane(ctx, job.Priority), w.deps.runner(), job, entityRef{outbox.KindEvent, id},
 		func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error) {
 			batch := &pgx.Batch{}
 			batch.Queue(lockSQL, lockKey(outbox.KindEvent, id))
@@ -200,7 +200,7 @@ func (d *Deps) syncProduct(ctx context.Context, conn *pgx.Conn, id string, ev *e
 	if action == ActionCreate {
 		// A Product new on this account (first sync, a fixed title, a new
 		// connected account): the tickets follow it there.
-		o.pre = append(o.pre, enqueueTicketsOffAccount(id, account, askingTicket))
+		o.pre = append(o.pre, enqueueTicketsOffAccount(id, account, askingTicket, laneOf(ctx)))
 	}
 	o.accounts = []string{account}
 	return o.succeed(action, account, productID, fp)
@@ -307,17 +307,34 @@ func (d *Deps) archiveEventPrices(ctx context.Context, conn *pgx.Conn, o *outcom
 }
 
 // enqueueTicketsOffAccount enqueues, with the outcome, the event's tickets
-// whose Price is not recorded on account, through the same SQL function as
-// the triggers (so River's uniqueness dedupes them against waiting jobs),
-// ticket rows in id order.
-func enqueueTicketsOffAccount(eventID, account, except string) stmt {
+// whose Price is not recorded on account, through the triggers' set-based
+// SQL function (so River's uniqueness dedupes them against waiting jobs), in
+// the lane of the job asking (priority): a backfill's event must not lift
+// its tickets' bulk jobs into the live lane.
+func enqueueTicketsOffAccount(eventID, account, except string, priority int) stmt {
 	return stmt{
 		sql: `
-			SELECT stripe_sync_enqueue('stripe_sync_ticket', 'ticket', 'ticket_id', t.id)
+			SELECT stripe_sync_enqueue_many('ticket', array_agg(t.id ORDER BY t.id), $4)
 			FROM event_tickets t
 			LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
-			WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2 AND t.id::text <> $3
-			ORDER BY t.id`,
-		args: []any{eventID, account, except},
+			WHERE t.event_id = $1 AND s.connected_account_id IS DISTINCT FROM $2 AND t.id::text <> $3`,
+		args: []any{eventID, account, except, priority},
 	}
+}
+
+// laneKey carries the running job's River priority in its context.
+type laneKey struct{}
+
+// withLane records the running job's priority, so that the jobs it enqueues
+// stay in its lane.
+func withLane(ctx context.Context, priority int) context.Context {
+	return context.WithValue(ctx, laneKey{}, priority)
+}
+
+// laneOf is the priority withLane recorded; the live lane if none.
+func laneOf(ctx context.Context) int {
+	if p, ok := ctx.Value(laneKey{}).(int); ok && p > 0 {
+		return p
+	}
+	return outbox.PriorityLive
 }
