@@ -468,11 +468,11 @@ type FixResult struct {
 // Fix repairs findings. A missing or drifted object is the job's to fix: Fix
 // forgets what the sync recorded as pushed for the entity (ForgetPushed), so
 // its job does not take Stripe for in step, and enqueues the job through
-// outbox.EnqueueBulk (the bulk lane), in one transaction. An extra object (and a ticket's second
-// active Price) is archived here, under the entity's lock, unless by then
-// the sync records it as the entity's object, in which case the entity's
-// job is enqueued instead. Extras are archived before any job is enqueued,
-// so a job never adopts one through its lookup key.
+// outbox.EnqueueBulk (the bulk lane), in one transaction. An extra object
+// (and a ticket's second active Price) is archived here, under the entity's
+// lock, unless by then the sync records it as the entity's object, in which
+// case the entity's job is enqueued instead. Extras are archived before any
+// job is enqueued, so a job never adopts one through its lookup key.
 //
 // client may be an insert-only River client: a worker runs the jobs.
 // Archives committed before an error stay done.
