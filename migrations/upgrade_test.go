@@ -64,9 +64,13 @@ func TestUp_movesAnEarlierInstallOutOfPublic(t *testing.T) {
 	require.Contains(t, res.Moved, "public.stripe_sync_state")
 	require.Contains(t, res.Moved, "public.stripe_sync_migrations")
 	require.Empty(t, res.River, "River's migrations were already applied, in public, and moved")
-	require.Equal(t, []string{"005_own_schema.sql"}, res.Project)
+	require.NotEmpty(t, res.Project)
+	require.Equal(t, "005_own_schema.sql", res.Project[0], "001-004 ran before the upgrade; 005 and what came after it run now")
 
-	require.Equal(t, before, snapshot(t, db, "stripe_sync"), "every row moved, none copied or lost")
+	after := snapshot(t, db, "stripe_sync")
+	// snapshot counts 005's row; the files after it add one row each.
+	after["stripe_sync_migrations"] -= len(res.Project) - 1
+	require.Equal(t, before, after, "every row moved, none copied or lost")
 	var leftovers int
 	require.NoError(t, db.QueryRowContext(ctx, `
 		SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace
