@@ -3,13 +3,16 @@ SHELL := /bin/bash
 
 DEV_PG := .tmp/pg
 
-.PHONY: help build test test/short test/browser lint demo db/start db/stop clean
+.PHONY: help build image test test/short test/browser lint demo db/start db/stop clean
 
 help: ## List targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## Build bin/syncctl
 	go build -o bin/syncctl ./cmd/syncctl
+
+image: ## Build the OCI image (static binary, non-root, no daemon needed): .tmp/image/oci and .tmp/image/syncctl.tar
+	go run ./internal/image/cmd/build-image -out .tmp/image $(IMAGE_FLAGS)
 
 test: ## Run all tests with -race against a throwaway PostgreSQL (or DATABASE_URL)
 	WITH_PGBOUNCER=1 .ci/with-pg.sh go test -race -count=1 -timeout 9m ./...
@@ -28,7 +31,8 @@ bench: ## Benchmarks against a throwaway PostgreSQL: one table + .tmp/bench/benc
 test/browser: ## Render `syncctl ui` in headless Chromium (installs chromium; not part of test)
 	.ci/browser-check.sh
 
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go mod tidy (check only), go vet, staticcheck
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	@files=$$(git ls-files --cached --others --exclude-standard '*.go'); \
 	bad=$$([[ -z $$files ]] || gofmt -l $$files); \
 	if [[ -n $$bad ]]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi

@@ -33,7 +33,7 @@ free_port() {
 }
 wait_idle() {
 	for _ in $(seq 300); do
-		busy=$(sql "SELECT count(*) FROM river_job WHERE kind IN ('stripe_sync_event','stripe_sync_ticket','stripe_sync_org')
+		busy=$(sql "SELECT count(*) FROM river_job WHERE kind IN ('stripe_sync_event','stripe_sync_ticket','stripe_sync_org','stripe_sync_webhook')
 			AND state IN ('available','running','retryable','scheduled','pending')")
 		[[ $busy == 0 ]] && return
 		sleep 0.1
@@ -49,8 +49,13 @@ syncctl() { "$work/syncctl" "$@"; }
 if [[ -z ${STRIPE_SECRET_KEY:-} ]]; then
 	step "start the built-in Stripe emulator"
 	export STRIPE_SECRET_KEY=sk_test_demo_emulator_key
+	# The emulator signs the events it sends the worker's webhook endpoint
+	# with this secret, as Stripe signs a Connect endpoint's.
+	export STRIPE_WEBHOOK_SECRET=whsec_demo_emulator_secret
+	hook_port=$(free_port)
 	port=$(free_port)
-	"$work/syncctl" stripe-emulator --addr "127.0.0.1:$port" 2>"$work/emulator.log" &
+	"$work/syncctl" stripe-emulator --addr "127.0.0.1:$port" \
+		--webhook-url "http://127.0.0.1:$hook_port/stripe/webhooks" 2>"$work/emulator.log" &
 	pids+=($!)
 	export STRIPE_API_BASE="http://127.0.0.1:$port"
 	for _ in $(seq 100); do curl -fs "$STRIPE_API_BASE/_emulator/stats" >/dev/null && break; sleep 0.05; done
@@ -62,7 +67,9 @@ syncctl migrate --with-fixture --sample-data
 table "SELECT kind, count(*) AS jobs, min(state::text) AS state FROM river_job GROUP BY kind ORDER BY kind"
 
 step "start a worker"
-"$work/syncctl" worker --metrics-addr "127.0.0.1:$(free_port)" --concurrency 4 2>"$work/worker.log" &
+hook_args=()
+[[ -n ${hook_port:-} ]] && hook_args=(--webhook-addr "127.0.0.1:$hook_port")
+"$work/syncctl" worker --metrics-addr "127.0.0.1:$(free_port)" --concurrency 4 "${hook_args[@]}" 2>"$work/worker.log" &
 pids+=($!)
 wait_idle
 table "SELECT e.title, e.stripe_product_id, o.stripe_onbehalfof AS account FROM events e JOIN organisations o USING (organisation_id) ORDER BY e.title"
@@ -85,6 +92,31 @@ wait_idle
 step "hand enqueue of an unchanged event: a job that makes no Stripe write"
 syncctl enqueue event 0e000000-0000-4000-8000-000000000001
 wait_idle
+
+if [[ -n ${hook_port:-} ]]; then
+	step "someone renames an event's Product in the Stripe Dashboard: the signed webhook makes the worker repair it"
+	IFS='|' read -r prod acct < <(sql "SELECT e.stripe_product_id, o.stripe_onbehalfof FROM events e JOIN organisations o USING (organisation_id)
+		WHERE e.slug = 'grand-installation-2026'")
+	name_of() {
+		curl -fs "$STRIPE_API_BASE/_emulator/state" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["accounts"][sys.argv[1]]["products"]:
+    if p["id"] == sys.argv[2]: print(p["name"])' "$acct" "$prod"
+	}
+	curl -fs -X POST "$STRIPE_API_BASE/_emulator/dashboard/$prod" -H 'Content-Type: application/json' \
+		-d "{\"account\": \"$acct\", \"name\": \"Grand Installation (renamed in the Dashboard)\"}"
+	start=$(date +%s%N)
+	echo "Dashboard edit: name := 'Grand Installation (renamed in the Dashboard)'"
+	for _ in $(seq 100); do
+		[[ $(name_of) == 'Grand Installation 2026 (Black Tie)' ]] && break
+		sleep 0.05
+	done
+	echo "Stripe now:     $(name_of)  (seen after $(( ($(date +%s%N) - start) / 1000000 )) ms of polling)"
+	wait_idle
+	table "SELECT type, disposition, count(*) FROM stripe_sync_webhook_event GROUP BY 1, 2 ORDER BY 1, 2"
+	table "SELECT entity_type, action, status, error_message FROM stripe_sync_log
+	       WHERE error_message LIKE '%drift%' ORDER BY created_at"
+fi
 
 step "jobs"
 table "SELECT id, kind, coalesce(args->>'event_id', args->>'ticket_id', args->>'organisation_id') AS entity, state, attempt

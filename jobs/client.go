@@ -74,6 +74,10 @@ type Options struct {
 	// LogRetention is how long stripe_sync_log rows are kept; an hourly
 	// periodic job deletes older ones. Defaults to 30 days.
 	LogRetention time.Duration
+	// ReconcileEvery is how often the scheduled reconcile compares every
+	// reachable connected account with the database and fixes drift, on the
+	// bulk lane. Defaults to 0: never (`syncctl worker` defaults it to 24h).
+	ReconcileEvery time.Duration
 }
 
 func (o *Options) defaults() {
@@ -122,6 +126,7 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		deps.Clock = time.Now
 	}
 	opts.defaults()
+	deps.Stripe = guardAccounts(deps)
 
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &EventWorker{deps: deps})
@@ -129,6 +134,7 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &OrgWorker{deps: deps})
 	river.AddWorker(workers, &ResyncWorker{deps: deps})
 	river.AddWorker(workers, &PruneLogWorker{deps: deps, retention: opts.LogRetention})
+	drift := driftWorkers(workers, deps, opts)
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		CompletedJobRetentionPeriod: opts.CompletedJobRetention,
@@ -136,14 +142,14 @@ func NewClient(deps *Deps, opts Options) (*river.Client[pgx.Tx], error) {
 		FetchPollInterval:           opts.FetchPollInterval,
 		JobTimeout:                  opts.JobTimeout,
 		Logger:                      deps.Logger,
-		PeriodicJobs: []*river.PeriodicJob{
+		PeriodicJobs: append([]*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(opts.ResyncInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return ResyncArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "stripe_sync_resync", RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(pruneInterval),
 				func() (river.JobArgs, *river.InsertOpts) { return PruneLogArgs{}, nil },
 				&river.PeriodicJobOpts{ID: "stripe_sync_prune_log", RunOnStart: true}),
-		},
+		}, drift...),
 		Schema:               deps.Schema,
 		Queues:               map[string]river.QueueConfig{outbox.Queue: {MaxWorkers: opts.Concurrency}},
 		RescueStuckJobsAfter: opts.RescueStuckJobsAfter,

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
@@ -30,7 +30,7 @@ type eventJob struct {
 	Attempts []int // stripe_sync_log.attempt, oldest first
 }
 
-func loadEventJob(t *testing.T, b *synctest.Bundle, id string) eventJob {
+func loadEventJob(t *testing.T, b *synctesting.Bundle, id string) eventJob {
 	t.Helper()
 	var (
 		j        eventJob
@@ -75,7 +75,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("RateLimitedSnoozesWithoutUsingAnAttempt", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{})
+		b := setup(t, synctesting.Options{})
 		b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultRateLimit, Method: "POST", PathPrefix: "/v1/products",
 			Times: 2, RetryAfter: time.Second})
 		id := eventID(1)
@@ -97,7 +97,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("ServerErrorRetriedThenSucceeds", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{})
+		b := setup(t, synctesting.Options{})
 		b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultError500, Method: "POST", PathPrefix: "/v1/products", Times: 1})
 		id := eventID(2)
 		insertEvent(t, b, id, orgID, "Flaky")
@@ -116,7 +116,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("InvalidIsCancelled", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{})
+		b := setup(t, synctesting.Options{})
 		id, other := eventID(3), eventID(4)
 		// The mapping passes the event's type through to metadata, and
 		// Stripe caps metadata values at 500 characters: Stripe answers 400.
@@ -138,7 +138,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("AuthErrorRetriedAndLoud", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{NoWorker: true})
+		b := setup(t, synctesting.Options{NoWorker: true})
 		const wrongKey = "sk_test_wrongKEY4242424242"
 		badStripe, err := stripeclient.New(stripeclient.Options{SecretKey: wrongKey, APIBase: b.APIBase})
 		require.NoError(t, err)
@@ -184,7 +184,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("MissingKnownObjectIsRecreated", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{})
+		b := setup(t, synctesting.Options{})
 		id := eventID(6)
 		insertEvent(t, b, id, orgID, "Before")
 		b.WaitIdle(t, 10*time.Second)
@@ -207,7 +207,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 
 	t.Run("AlreadyExistingObjectIsAdopted", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, synctest.Options{})
+		b := setup(t, synctesting.Options{})
 		id := eventID(7)
 		// A Product with the event's id exists, though nothing recorded it
 		// (say, created by an attempt whose database write was lost).
@@ -231,7 +231,7 @@ func TestEventWorker_stripeErrors(t *testing.T) {
 // Retry-After, so every worker process backs off, not only the refused job.
 func TestEventWorker_rateLimitBacksOffSharedLimiter(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{NoWorker: true})
+	b := setup(t, synctesting.Options{NoWorker: true})
 	var (
 		mu     sync.Mutex
 		waited []time.Duration
@@ -241,9 +241,9 @@ func TestEventWorker_rateLimitBacksOffSharedLimiter(t *testing.T) {
 		waited = append(waited, d)
 		mu.Unlock()
 	}})
-	sc, err := stripeclient.New(stripeclient.Options{SecretKey: synctest.SecretKey, APIBase: b.APIBase, Limiter: limiter})
+	sc, err := stripeclient.New(stripeclient.Options{SecretKey: synctesting.SecretKey, APIBase: b.APIBase, Limiter: limiter})
 	require.NoError(t, err)
-	client, err := jobs.NewClient(&jobs.Deps{Pool: b.Pool, Stripe: sc, Logger: synctest.Logger(t)}, jobs.Options{})
+	client, err := jobs.NewClient(&jobs.Deps{Pool: b.Pool, Stripe: sc, Logger: synctesting.Logger(t)}, jobs.Options{})
 	require.NoError(t, err)
 	require.NoError(t, client.Start(context.Background()))
 	t.Cleanup(func() {

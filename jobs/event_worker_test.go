@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
@@ -29,15 +29,15 @@ const (
 
 func eventID(n int) string { return fmt.Sprintf("0e000000-0000-4000-8000-%012d", n) }
 
-func setup(t *testing.T, opts synctest.Options) *synctest.Bundle {
+func setup(t *testing.T, opts synctesting.Options) *synctesting.Bundle {
 	t.Helper()
-	b := synctest.Start(t, opts)
+	b := synctesting.Start(t, opts)
 	b.Exec(t, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2), ($3, 'No account', NULL)`,
 		orgID, account, noAcctOrg)
 	return b
 }
 
-func insertEvent(t *testing.T, b *synctest.Bundle, id, org, title string) {
+func insertEvent(t *testing.T, b *synctesting.Bundle, id, org, title string) {
 	t.Helper()
 	b.Exec(t, `
 		INSERT INTO events (event_id, organisation_id, title, description, type, slug, event_start, event_end, image_url, is_published)
@@ -45,7 +45,7 @@ func insertEvent(t *testing.T, b *synctest.Bundle, id, org, title string) {
 		        'https://img.example.org/e.jpg', true)`, id, org, title)
 }
 
-func product(t *testing.T, b *synctest.Bundle, acct, id string) *stripeclient.Product {
+func product(t *testing.T, b *synctesting.Bundle, acct, id string) *stripeclient.Product {
 	t.Helper()
 	for _, p := range b.Emulator.Products(acct) {
 		if p.ID == id {
@@ -63,7 +63,7 @@ type logRow struct {
 	Msg    *string
 }
 
-func syncLog(t *testing.T, b *synctest.Bundle, entityID string) []logRow {
+func syncLog(t *testing.T, b *synctesting.Bundle, entityID string) []logRow {
 	t.Helper()
 	rows, err := b.Pool.Query(context.Background(), `
 		SELECT job_id, action, status, stripe_object_id, error_message FROM stripe_sync_log
@@ -81,7 +81,7 @@ func syncLog(t *testing.T, b *synctest.Bundle, entityID string) []logRow {
 
 func TestEventWorker_lifecycle(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	id := eventID(1)
 	prodID := jobs.ProductID(id)
 
@@ -152,7 +152,7 @@ func TestEventWorker_lifecycle(t *testing.T) {
 
 func TestEventWorker_noConnectedAccount(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	id := eventID(2)
 	insertEvent(t, b, id, noAcctOrg, "Regular Meeting")
 	b.WaitIdle(t, 10*time.Second)
@@ -166,7 +166,7 @@ func TestEventWorker_noConnectedAccount(t *testing.T) {
 
 func TestEventWorker_blankTitleIsCancelled(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	id := eventID(3)
 	insertEvent(t, b, id, orgID, "  ")
 	b.WaitIdle(t, 10*time.Second)
@@ -189,7 +189,7 @@ func TestEventWorker_blankTitleIsCancelled(t *testing.T) {
 
 func TestEventWorker_responseLostOnCreate(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	b.Emulator.AddFault(emulator.Fault{Kind: emulator.FaultResponseLost, Method: "POST", PathPrefix: "/v1/products", Times: 1})
 	id := eventID(4)
 	insertEvent(t, b, id, orgID, "Lost in transit")
@@ -211,7 +211,7 @@ func TestEventWorker_updateDuringRunIsNotLost(t *testing.T) {
 	t.Parallel()
 	inStripeCall := make(chan struct{})
 	var once sync.Once
-	b := setup(t, synctest.Options{WrapStripe: func(next http.Handler) http.Handler {
+	b := setup(t, synctesting.Options{WrapStripe: func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/products") {
 				once.Do(func() { close(inStripeCall) })
@@ -246,7 +246,7 @@ func TestEventWorker_updateDuringRunIsNotLost(t *testing.T) {
 // only the trigger's NOTIFY can wake the worker in time.
 func TestEventWorker_commitToStripeLatency(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{Jobs: jobs.Options{FetchPollInterval: 10 * time.Second}})
+	b := setup(t, synctesting.Options{Jobs: jobs.Options{FetchPollInterval: 10 * time.Second}})
 	const n = 30
 	var took []time.Duration
 	for i := range n {
@@ -273,7 +273,7 @@ func TestEventWorker_commitToStripeLatency(t *testing.T) {
 func TestEventWorker_ticketsStayInTheJobsLane(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t, synctest.Options{NoWorker: true, Jobs: jobs.Options{Concurrency: 1}})
+	b := setup(t, synctesting.Options{NoWorker: true, Jobs: jobs.Options{Concurrency: 1}})
 	insertEvent(t, b, eventID(1), orgID, "Backfilled")
 	b.Exec(t, `INSERT INTO event_tickets (id, event_id, name, price) VALUES
 		('07000000-0000-4000-8000-000000000001', $1, 'Adult', 10), ('07000000-0000-4000-8000-000000000002', $1, 'Child', 5)`, eventID(1))

@@ -56,6 +56,9 @@ func (w *OrgWorker) Work(ctx context.Context, job *river.Job[outbox.OrgArgs]) er
 		if err != nil {
 			return fmt.Errorf("list organisation %s: %w", id, err)
 		}
+		if err := clearUnreachable(ctx, tx, id, w.deps.Logger); err != nil {
+			return err
+		}
 		// The bulk lane: a catalogue moving account must not hold up live edits.
 		if _, err := outbox.EnqueueBulk(ctx, river.ClientFromContext[pgx.Tx](ctx), tx, entities...); err != nil {
 			return err

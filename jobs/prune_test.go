@@ -7,13 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 )
 
 func TestPruneLogWorker_Work(t *testing.T) {
 	t.Parallel()
-	b := synctest.Start(t, synctest.Options{NoWorker: true, Jobs: jobs.Options{LogRetention: 48 * time.Hour}})
+	b := synctesting.Start(t, synctesting.Options{NoWorker: true, Jobs: jobs.Options{LogRetention: 48 * time.Hour}})
 
 	// More old rows than one batch deletes, of every status, and recent rows
 	// just inside the retention.

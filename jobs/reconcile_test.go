@@ -7,13 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
-func reconcile(t *testing.T, b *synctest.Bundle, org string) *jobs.ReconcileReport {
+func reconcile(t *testing.T, b *synctesting.Bundle, org string) *jobs.ReconcileReport {
 	t.Helper()
 	r := &jobs.Reconciler{Pool: b.Pool, Stripe: b.Stripe}
 	report, err := r.Reconcile(context.Background(), org)
@@ -21,7 +21,7 @@ func reconcile(t *testing.T, b *synctest.Bundle, org string) *jobs.ReconcileRepo
 	return report
 }
 
-func fix(t *testing.T, b *synctest.Bundle, findings []jobs.Finding) jobs.FixResult {
+func fix(t *testing.T, b *synctesting.Bundle, findings []jobs.Finding) jobs.FixResult {
 	t.Helper()
 	r := &jobs.Reconciler{Pool: b.Pool, Stripe: b.Stripe}
 	res, err := r.Fix(context.Background(), b.River, findings)
@@ -32,7 +32,7 @@ func fix(t *testing.T, b *synctest.Bundle, findings []jobs.Finding) jobs.FixResu
 func TestReconciler_renamedProductAndArchivedPrice(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk1, tk2 := eventID(30), ticketID(31), ticketID(32)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	insertTicket(t, b, tk1, ev, "Mason", "95.00")
@@ -77,7 +77,7 @@ func TestReconciler_renamedProductAndArchivedPrice(t *testing.T) {
 func TestReconciler_extrasAreArchived(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk := eventID(40), ticketID(41)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	insertTicket(t, b, tk, ev, "Mason", "95.00")
@@ -116,7 +116,7 @@ func TestReconciler_extrasAreArchived(t *testing.T) {
 
 func TestReconciler_firstInstall(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{NoWorker: true})
+	b := setup(t, synctesting.Options{NoWorker: true})
 	ev, tk := eventID(50), ticketID(51)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	insertTicket(t, b, tk, ev, "Mason", "95.00")
@@ -149,7 +149,7 @@ func TestReconciler_firstInstall(t *testing.T) {
 
 func TestReconciler_org(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{NoWorker: true})
+	b := setup(t, synctesting.Options{NoWorker: true})
 
 	report := reconcile(t, b, noAcctOrg)
 	require.Empty(t, report.Accounts, "an organisation without a connected account has nothing to compare")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 )
 
@@ -17,7 +17,7 @@ import (
 // leaves alone an entity whose job an operator cancelled after the change.
 func TestResyncWorker(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{NoWorker: true, Jobs: jobs.Options{ResyncInterval: 100 * time.Millisecond}})
+	b := setup(t, synctesting.Options{NoWorker: true, Jobs: jobs.Options{ResyncInterval: 100 * time.Millisecond}})
 	missed, cancelled := eventID(20), eventID(21)
 	insertEvent(t, b, missed, orgID, "Missed change")
 	insertEvent(t, b, cancelled, orgID, "Cancelled by an operator")

@@ -105,6 +105,7 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	if err != nil {
 		return false, nil, err
 	}
+	skipUnreachable(o)
 	logger = logger.With(slog.String("account", o.account))
 
 	finalAttempt := job.Attempt >= job.MaxAttempts

@@ -8,7 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
@@ -16,14 +16,14 @@ import (
 
 func ticketID(n int) string { return fmt.Sprintf("07000000-0000-4000-8000-%012d", n) }
 
-func insertTicket(t *testing.T, b *synctest.Bundle, id, event, name, price string) {
+func insertTicket(t *testing.T, b *synctesting.Bundle, id, event, name, price string) {
 	t.Helper()
 	b.Exec(t, `INSERT INTO event_tickets (id, event_id, name, price, eligibility_criteria, total_capacity)
 		VALUES ($1, $2, $3, $4::numeric, '{"rules": ["mason"]}', 100)`, id, event, name, price)
 }
 
 // pricesOf returns the ticket's Prices on acct, and how many are active.
-func pricesOf(b *synctest.Bundle, acct, ticket string) ([]stripeclient.Price, int) {
+func pricesOf(b *synctesting.Bundle, acct, ticket string) ([]stripeclient.Price, int) {
 	var out []stripeclient.Price
 	active := 0
 	for _, p := range b.Emulator.Prices(acct) {
@@ -37,7 +37,7 @@ func pricesOf(b *synctest.Bundle, acct, ticket string) ([]stripeclient.Price, in
 	return out, active
 }
 
-func activePrice(t *testing.T, b *synctest.Bundle, acct, ticket string) stripeclient.Price {
+func activePrice(t *testing.T, b *synctesting.Bundle, acct, ticket string) stripeclient.Price {
 	t.Helper()
 	prices, active := pricesOf(b, acct, ticket)
 	require.Equal(t, 1, active, "exactly one active Price for ticket %s: %+v", ticket, prices)
@@ -51,7 +51,7 @@ func activePrice(t *testing.T, b *synctest.Bundle, acct, ticket string) stripecl
 
 func TestTicketWorker_lifecycle(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk := eventID(10), ticketID(10)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	insertTicket(t, b, tk, ev, "Mason", "95.00")
@@ -102,7 +102,7 @@ func TestTicketWorker_lifecycle(t *testing.T) {
 
 func TestTicketWorker_badPriceIsCancelled(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk := eventID(11), ticketID(11)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	insertTicket(t, b, tk, ev, "Refund", "-5.00")
@@ -121,7 +121,7 @@ func TestTicketWorker_badPriceIsCancelled(t *testing.T) {
 
 func TestTicketWorker_eventDeleteArchivesEverything(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev := eventID(12)
 	insertEvent(t, b, ev, orgID, "Doomed")
 	for i := range 5 {
@@ -143,7 +143,7 @@ func TestTicketWorker_eventDeleteArchivesEverything(t *testing.T) {
 
 func TestTicketWorker_responseLostOnCreate(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk := eventID(13), ticketID(13)
 	insertEvent(t, b, ev, orgID, "Banquet")
 	b.WaitIdle(t, 10*time.Second)
@@ -158,7 +158,7 @@ func TestTicketWorker_responseLostOnCreate(t *testing.T) {
 
 func TestTicketWorker_sameTransactionAsEvent(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev := eventID(14)
 	tx, err := b.Pool.Begin(context.Background())
 	require.NoError(t, err)
@@ -184,7 +184,7 @@ func TestTicketWorker_sameTransactionAsEvent(t *testing.T) {
 
 func TestOrgWorker_accountChange(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev, tk := eventID(15), ticketID(15)
 	insertEvent(t, b, ev, orgID, "Moving")
 	insertTicket(t, b, tk, ev, "Mason", "95.00")
@@ -214,7 +214,7 @@ func TestOrgWorker_accountChange(t *testing.T) {
 // benchmarks' expectations: writes are what the targets count.
 func TestTicketWorker_requestCounts(t *testing.T) {
 	t.Parallel()
-	b := setup(t, synctest.Options{})
+	b := setup(t, synctesting.Options{})
 	ev := eventID(16)
 	measure := func(name string, wantWrites int, change func()) {
 		b.Emulator.ResetRequests()

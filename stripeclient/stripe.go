@@ -377,7 +377,7 @@ func (c *StripeClient) ListPrices(ctx context.Context, call Call, product string
 }
 
 // IdempotencyKey returns the Idempotency-Key a write with a
-// Call.IdempotencyScope sends: the scope, the operation (for example
+// Call.IdempotencyScope sends: IdempotencyKeyPrefix, the scope, the operation (for example
 // "update_product") and the first 24 hex digits of a SHA-256 over a canonical
 // encoding of (call.Account, target, params, call.IdempotencySalt), joined by
 // ":"; an empty salt leaves the encoding as it was before salts existed. target is the id
@@ -406,11 +406,11 @@ func IdempotencyKey(call Call, op, target string, params any) string {
 	digest := hex.EncodeToString(sum[:])[:24]
 
 	scope := call.IdempotencyScope
-	if len(scope)+len(op)+len(digest)+2 > maxIdempotencyKeyLen {
+	if len(IdempotencyKeyPrefix)+len(scope)+len(op)+len(digest)+2 > maxIdempotencyKeyLen {
 		scopeSum := sha256.Sum256([]byte(scope))
 		scope = "sha256-" + hex.EncodeToString(scopeSum[:])[:32]
 	}
-	return scope + ":" + op + ":" + digest
+	return IdempotencyKeyPrefix + scope + ":" + op + ":" + digest
 }
 
 func canonicalParams(params any) any {

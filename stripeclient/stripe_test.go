@@ -426,7 +426,7 @@ func TestStripeClient_IdempotencyHeader(t *testing.T) {
 				require.Empty(t, req.Header.Values("Idempotency-Key"), "read %s", req.Path)
 				continue
 			}
-			require.True(t, strings.HasPrefix(key, "event:e1:v7:"), key)
+			require.True(t, strings.HasPrefix(key, IdempotencyKeyPrefix+"event:e1:v7:"), key)
 			require.LessOrEqual(t, len(key), 255)
 			require.False(t, seen[key], "each write has its own key: %s", key)
 			seen[key] = true
@@ -470,7 +470,7 @@ func TestIdempotencyKey(t *testing.T) {
 	t.Run("Format", func(t *testing.T) {
 		t.Parallel()
 		key := IdempotencyKey(call, "update_product", "prod_1", stripeTestProduct)
-		require.Regexp(t, `^event:e1:v7:update_product:[0-9a-f]{24}$`, key)
+		require.Regexp(t, `^stripe-sync:event:e1:v7:update_product:[0-9a-f]{24}$`, key)
 	})
 
 	t.Run("NoSaltIsTheKeyBeforeSalts", func(t *testing.T) {
@@ -478,7 +478,7 @@ func TestIdempotencyKey(t *testing.T) {
 		// Keys in flight when salts arrived must not change: an empty salt
 		// adds nothing to the hashed encoding.
 		sum := sha256.Sum256([]byte(`{"account":"acct_1","target":"prod_1","params":null}`))
-		require.Equal(t, "event:e1:v7:archive_product:"+hex.EncodeToString(sum[:])[:24],
+		require.Equal(t, IdempotencyKeyPrefix+"event:e1:v7:archive_product:"+hex.EncodeToString(sum[:])[:24],
 			IdempotencyKey(call, "archive_product", "prod_1", nil))
 	})
 
@@ -571,14 +571,14 @@ func TestIdempotencyKey(t *testing.T) {
 		long := Call{IdempotencyScope: strings.Repeat("s", 300)}
 		key := IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct)
 		require.LessOrEqual(t, len(key), 255)
-		require.Regexp(t, `^sha256-[0-9a-f]{32}:update_product:[0-9a-f]{24}$`, key)
+		require.Regexp(t, `^stripe-sync:sha256-[0-9a-f]{32}:update_product:[0-9a-f]{24}$`, key)
 		require.Equal(t, key, IdempotencyKey(long, "update_product", "prod_1", stripeTestProduct))
 		other := Call{IdempotencyScope: strings.Repeat("s", 299) + "t"}
 		require.NotEqual(t, key, IdempotencyKey(other, "update_product", "prod_1", stripeTestProduct))
 
-		edge := Call{IdempotencyScope: strings.Repeat("s", 255-len(":update_product:")-24)}
+		edge := Call{IdempotencyScope: strings.Repeat("s", 255-len(IdempotencyKeyPrefix+":update_product:")-24)}
 		require.Len(t, IdempotencyKey(edge, "update_product", "", nil), 255)
-		require.True(t, strings.HasPrefix(IdempotencyKey(edge, "update_product", "", nil), edge.IdempotencyScope))
+		require.True(t, strings.HasPrefix(IdempotencyKey(edge, "update_product", "", nil), IdempotencyKeyPrefix+edge.IdempotencyScope))
 	})
 }
 

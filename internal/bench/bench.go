@@ -17,7 +17,7 @@ import (
 )
 
 // Figures names every figure Run knows, in the order it runs them.
-var Figures = []string{"trigger", "statements", "drain", "latency", "rate", "writes", "backfill", "lanes"}
+var Figures = []string{"trigger", "statements", "drain", "latency", "rate", "writes", "backfill", "drift", "lanes"}
 
 // Config is one run's settings. Zero values take the defaults make bench
 // uses.
@@ -57,10 +57,10 @@ type Config struct {
 	// StatementCascade how many tickets the deleted event has (1,000).
 	StatementTickets int
 	StatementCascade int
-	LanesEntities    int // 10,000 entities backfilled in figure 7
+	LanesEntities    int // 10,000 entities backfilled in figure 9
 	LanesEdits       int // 30 edits, one a second
-	LanesConcurrency int // 20: syncctl worker --concurrency in figure 7
-	// LanesRepetitions of figure 7, whose runs take minutes. Defaults to 1.
+	LanesConcurrency int // 20: syncctl worker --concurrency in figure 9
+	// LanesRepetitions of figure 9, whose runs take minutes. Defaults to 1.
 	LanesRepetitions int
 }
 
@@ -144,12 +144,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	steps := map[string]func(context.Context) error{
 		"trigger":    b.figureTrigger,
 		"statements": b.figureStatements,
-		"lanes":      b.figureLanes,
 		"drain":      b.figureDrain,
 		"latency":    b.figureLatency,
 		"rate":       b.figureRate,
 		"writes":     b.figureWrites,
 		"backfill":   b.figureBackfill,
+		"drift":      b.figureDrift,
+		"lanes":      b.figureLanes,
 	}
 	for _, name := range Figures {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, name) {

@@ -336,5 +336,5 @@ func TestRun_smallScale(t *testing.T) {
 func TestRun_unknownFigure(t *testing.T) {
 	t.Parallel()
 	_, err := Run(context.Background(), Config{DatabaseURL: "postgres://unused", Only: []string{"speed"}})
-	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, statements, drain, latency, rate, writes, backfill, lanes)`)
+	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, statements, drain, latency, rate, writes, backfill, drift, lanes)`)
 }

@@ -64,7 +64,13 @@
 //     `syncctl worker` after 10 s working that backlog against a 100-200 ms
 //     emulator, against the same worker on an empty queue (6b, target <
 //     100 MB).
-//  7. An edit during a backfill (issue 12): LanesEntities (10,000) entities
+//  7. Drift-to-repair latency (drift.go): p50 (7a) and p99 (7b, target <
+//     1 s) over 100 sequential Dashboard renames the emulator signs and sends
+//     as product.updated to a receiver doing what `syncctl worker
+//     --webhook-addr` does, from the edit to Stripe answering the repairing
+//     update, against the same rename made in the database (commit-to-Stripe).
+//     The note gives the Stripe writes per edit (1).
+//  9. An edit during a backfill (issue 12): LanesEntities (10,000) entities
 //     backfilled (outbox.Backfill, the bulk lane) while `syncctl worker --rate
 //     100 --concurrency 20` works them against an emulator answering in
 //     50-150 ms and refusing any request past 100 in a sliding second; one
@@ -72,7 +78,7 @@
 //     time from its UPDATE to the emulator holding the new name is measured.
 //     The baseline is the same run with every backfill job moved to the live
 //     lane, as the queue was before lanes: the edit's job waits its turn.
-//     p50 (7a) and p99 (7b, target < 2 s). One repetition by default
+//     p50 (9a) and p99 (9b, target < 2 s). One repetition by default
 //     (-lanes-reps): without lanes a run lasts as long as the backlog.
 //  8. Set-based statements (issue 12): one autocommit statement changing many
 //     rows, with the sync (statement-level) triggers against none, in two

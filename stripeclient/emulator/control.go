@@ -36,6 +36,9 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		e.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)
 	default:
+		if e.serveWebhookControl(w, r, route) {
+			return
+		}
 		writeControlError(w, http.StatusNotFound, "no control route "+route)
 	}
 }

@@ -47,6 +47,7 @@ type Emulator struct {
 	faults   []*activeFault
 	injected map[FaultKind]int
 	limits   rateLimiter
+	hooks    webhookState
 }
 
 // New returns an empty Emulator with no rate limit and no fault.
@@ -82,6 +83,7 @@ func (e *Emulator) resetLocked() {
 	e.faults = nil
 	e.injected = map[FaultKind]int{}
 	e.limits = rateLimiter{}
+	e.hooks.deauthorized = nil
 }
 
 // Reset forgets every object, idempotency key, recorded request, fault, count

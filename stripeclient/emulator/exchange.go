@@ -71,6 +71,11 @@ func (x *exchange) serve() {
 		return
 	}
 
+	if err := e.refuseAccount(x.rec.Account); err != nil {
+		x.finish(err, false)
+		return
+	}
+
 	values, perr := x.params()
 	if perr != nil {
 		x.finish(errInvalid("", "", "Invalid request: the parameters could not be parsed."), false)
@@ -162,6 +167,7 @@ func (x *exchange) serve() {
 	stored500 := fault != nil && fault.Kind == FaultError500Stored
 	if !stored500 || fault.Applied {
 		obj, id, apiErr = e.handle(rt.op, &call{account: x.rec.Account, id: rt.id, form: x.form})
+		e.emitLocked(rt.op, x.rec, obj, apiErr)
 	}
 	if stored500 {
 		// The endpoint had started executing: the 500 is stored under the

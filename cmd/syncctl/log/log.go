@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
@@ -21,9 +20,6 @@ const DefaultLimit = 50
 
 // errorWidth is how much of an error message a terminal shows.
 const errorWidth = 60
-
-// Statuses are the values stripe_sync_log.status holds.
-var Statuses = []string{"success", "failed", "skipped"}
 
 // Options are log's dependencies and flags.
 type Options struct {
@@ -57,7 +53,7 @@ func NewCmdLog(f *cmdutil.Factory, runF func(context.Context, *Options) error) *
 				}
 				opts.EntityID = id
 			}
-			if opts.Status != "" && !slices.Contains(Statuses, opts.Status) {
+			if opts.Status != "" && !slices.Contains(outbox.LogStatuses, opts.Status) {
 				return cmdutil.Usagef("unknown status %q (want success, failed or skipped)", opts.Status)
 			}
 			if since != "" {
@@ -105,38 +101,19 @@ func logRun(ctx context.Context, opts *Options) error {
 	if err != nil {
 		return err
 	}
-	var since *time.Time
-	if !opts.Since.IsZero() {
-		since = &opts.Since
-	}
-	rows, err := pool.Query(ctx, `
-		SELECT id::text, created_at, entity_type, entity_id::text, action, status, stripe_object_id,
-			connected_account_id, error_message, job_id, attempt, duration_ms
-		FROM stripe_sync_log
-		WHERE ($1 = '' OR entity_id = nullif($1, '')::uuid)
-		  AND ($2 = '' OR status = $2)
-		  AND ($3::timestamptz IS NULL OR created_at >= $3)
-		ORDER BY created_at DESC, id
-		LIMIT $4`, opts.EntityID, opts.Status, since, opts.Limit)
-	if err != nil {
-		return fmt.Errorf("read sync log: %w", err)
-	}
-	entries, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Entry, error) {
-		var e Entry
-		err := row.Scan(&e.ID, &e.CreatedAt, &e.EntityType, &e.EntityID, &e.Action, &e.Status, &e.StripeObjectID,
-			&e.ConnectedAccountID, &e.ErrorMessage, &e.JobID, &e.Attempt, &e.DurationMS)
-		e.CreatedAt = e.CreatedAt.UTC()
-		return e, err
+	rows, err := outbox.SyncLog(ctx, pool, outbox.LogFilter{
+		Entity: outbox.Entity{ID: opts.EntityID}, Status: opts.Status, Since: opts.Since, Limit: opts.Limit,
 	})
 	if err != nil {
-		return fmt.Errorf("read sync log: %w", err)
+		return err
+	}
+	entries := make([]Entry, len(rows))
+	for i, r := range rows {
+		entries[i] = Entry(r)
 	}
 
 	io := opts.Factory.IO
 	if opts.JSON {
-		if entries == nil {
-			entries = []Entry{}
-		}
 		return cmdutil.WriteJSON(io.Out, map[string]any{"entries": entries})
 	}
 	if len(entries) == 0 {

@@ -48,8 +48,7 @@ migrated by an earlier version, with everything in public, is moved there.`,
 			return migrateRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", f.Getenv("SYNCCTL_WORKER_ROLE"),
-		"existing role to grant exactly what the worker needs (env SYNCCTL_WORKER_ROLE)")
+	cmd.Flags().StringVar(&opts.WorkerRole, "worker-role", "", "existing role to grant exactly what the worker needs")
 	cmd.Flags().BoolVar(&opts.PrintSQL, "print-sql", false,
 		"print the SQL that installs everything into a new database (for supabase/migrations) instead of applying it")
 	cmd.Flags().BoolVar(&opts.WithFixture, "with-fixture", false, "first create the LodgeTix host tables (demo and tests only)")

@@ -11,7 +11,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
@@ -39,7 +39,7 @@ func TestReconcileRun(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 
-	b := synctest.Start(t, synctest.Options{})
+	b := synctesting.Start(t, synctesting.Options{})
 	b.Exec(t, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES
 		($1, 'Org', $2), ('0a000000-0000-4000-8000-000000000002', 'No account', NULL)`, orgID, account)
 	b.Exec(t, `INSERT INTO events (event_id, organisation_id, title, is_published) VALUES ($1, $2, 'Banquet', true)`, eventID, orgID)
@@ -50,7 +50,7 @@ func TestReconcileRun(t *testing.T) {
 		NewCmd:        NewCmdReconcile,
 		DatabaseURL:   b.Pool.Config().ConnString(),
 		StripeAPIBase: b.APIBase,
-		Env:           map[string]string{"STRIPE_SECRET_KEY": synctest.SecretKey},
+		Env:           map[string]string{"STRIPE_SECRET_KEY": synctesting.SecretKey},
 	}
 
 	// The subtests share one emulator and run in order.

@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
@@ -25,7 +25,7 @@ func TestRetryFailed_afterOutage(t *testing.T) {
 		eventID = "0e000000-0000-4000-8000-0000000000e1"
 		account = "acct_1OutageOrg"
 	)
-	b := synctest.Start(t, synctest.Options{NoWorker: true})
+	b := synctesting.Start(t, synctesting.Options{NoWorker: true})
 	b.Exec(t, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', $2)`, orgID, account)
 	b.Exec(t, `INSERT INTO events (event_id, organisation_id, title, is_published) VALUES ($1, $2, 'Installation', true)`, eventID, orgID)
 	var jobID int64

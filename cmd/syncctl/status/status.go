@@ -4,20 +4,16 @@ package status
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/rivertype"
 	"github.com/spf13/cobra"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
@@ -36,7 +32,8 @@ func NewCmdStatus(f *cmdutil.Factory, runF func(context.Context, *Options) error
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Is a worker alive, how deep is the queue, and how healthy was the last day's sync",
-		Long: `Reports whether any worker is alive (a River leader holds a lease), the queue
+		Long: `Reports whether any syncctl worker is alive (each holds a presence lock in
+PostgreSQL while it runs; River's leader lease may be any River client's), the queue
 depth by kind and state, how long the oldest ready job has waited, the last 24
 hours of sync outcomes per entity type, the latest error per kind, and Stripe
 401/403 failures in the last 24 hours, which mean a bad STRIPE_SECRET_KEY or an
@@ -61,15 +58,20 @@ type Status struct {
 	Health        []Health     `json:"health"`
 	LatestErrors  []JobError   `json:"latest_errors"`
 	AuthFailures  AuthFailures `json:"auth_failures_24h"`
+	// UnreachableAccounts are the connected accounts whose jobs are skipped.
+	UnreachableAccounts []jobs.UnreachableAccount `json:"unreachable_accounts"`
 }
 
-// Worker says whether any worker process is alive: River elects one
-// leader among its running clients, and the leader renews a lease in
-// river_leader while it lives.
+// Worker says whether any syncctl worker process is alive: each holds its
+// presence (outbox.Presence) while it runs. River's leader is reported
+// besides, since it runs River's maintenance, but does not count: any River
+// client on the schema may hold its lease.
 type Worker struct {
 	Alive bool `json:"alive"`
-	// LeaderID, ElectedAt and ExpiresAt describe the latest leader, alive
-	// or not; null if none was ever elected.
+	// Processes counts the syncctl worker processes alive.
+	Processes int `json:"processes"`
+	// LeaderID, ElectedAt and ExpiresAt describe River's latest leader,
+	// current or not; null if none was ever elected.
 	LeaderID  *string    `json:"leader_id"`
 	ElectedAt *time.Time `json:"elected_at"`
 	ExpiresAt *time.Time `json:"expires_at"`
@@ -142,6 +144,7 @@ func statusRun(ctx context.Context, opts *Options) error {
 		fmt.Fprintf(out.ErrOut, "syncctl: warning: Stripe refused %d sync attempts with 401/403 in the last 24 h; check STRIPE_SECRET_KEY and the organisations' connected accounts\n",
 			st.AuthFailures.Count)
 	}
+	warnUnreachable(out.ErrOut, st.UnreachableAccounts)
 	if opts.JSON {
 		return cmdutil.WriteJSON(out.Out, st)
 	}
@@ -149,232 +152,108 @@ func statusRun(ctx context.Context, opts *Options) error {
 }
 
 func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, error) {
-	jobKinds := make([]string, len(outbox.Kinds))
-	for i, k := range outbox.Kinds {
-		jobKinds[i] = k.JobKind()
+	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}, UnreachableAccounts: []jobs.UnreachableAccount{}}
+
+	workers, err := outbox.Workers(ctx, pool)
+	if err != nil {
+		return nil, err
 	}
-	st := &Status{Queue: []QueueDepth{}, Health: []Health{}, LatestErrors: []JobError{}}
-	steps := []struct {
-		what string
-		run  func() error
-	}{
-		{"read worker leader", func() error { return worker(ctx, pool, now, &st.Worker) }},
-		{"read queue depth", func() error { return queue(ctx, pool, jobKinds, &st.Queue) }},
-		{"read oldest waiting job", func() error { return oldest(ctx, pool, jobKinds, now, &st.OldestWaiting) }},
-		{"read sync health", func() error { return health(ctx, pool, &st.Health) }},
-		{"read latest errors", func() error { return latestErrors(ctx, pool, jobKinds, &st.LatestErrors) }},
-		{"read auth failures", func() error { return authFailures(ctx, pool, now, &st.AuthFailures) }},
+	st.Worker.Alive, st.Worker.Processes = len(workers) > 0, len(workers)
+	leader, err := outbox.RiverLeader(ctx, pool)
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range steps {
-		if err := s.run(); err != nil {
-			return nil, fmt.Errorf("%s: %w", s.what, err)
-		}
+	if leader != nil {
+		st.Worker.LeaderID, st.Worker.ElectedAt, st.Worker.ExpiresAt = &leader.ID, &leader.ElectedAt, &leader.ExpiresAt
+	}
+
+	counts, err := outbox.CountJobs(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range counts {
+		st.Queue = append(st.Queue, QueueDepth{Kind: string(c.Kind), State: string(c.State), Lane: c.Lane, Count: c.Count})
+	}
+
+	waiting, err := outbox.OldestWaiting(ctx, pool, now)
+	if err != nil {
+		return nil, err
+	}
+	if waiting != nil {
+		st.OldestWaiting = &Waiting{JobID: waiting.JobID, Kind: string(waiting.Entity.Kind), EntityID: waiting.Entity.ID,
+			ReadySince: waiting.ReadySince, AgeSeconds: int64(now.Sub(waiting.ReadySince) / time.Second)}
+	}
+
+	health, err := outbox.SyncHealth(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range health {
+		st.Health = append(st.Health, Health{EntityType: string(h.Kind), Success: h.Success, Failed: h.Failed, Skipped: h.Skipped, LastSync: h.LastSync})
+	}
+
+	if st.LatestErrors, err = latestErrors(ctx, pool); err != nil {
+		return nil, err
+	}
+
+	auth, err := outbox.AuthFailures(ctx, pool, now)
+	if err != nil {
+		return nil, err
+	}
+	st.AuthFailures.Count = auth.Count
+	if auth.Latest != nil {
+		st.AuthFailures.LatestAt, st.AuthFailures.LatestError = &auth.Latest.CreatedAt, auth.Latest.ErrorMessage
+	}
+	if err := unreachable(ctx, pool, &st.UnreachableAccounts); err != nil {
+		return nil, err
 	}
 	return st, nil
-}
-
-func worker(ctx context.Context, pool *pgxpool.Pool, now time.Time, w *Worker) error {
-	var id string
-	var elected, expires time.Time
-	err := pool.QueryRow(ctx, `SELECT leader_id, elected_at, expires_at FROM river_leader`).Scan(&id, &elected, &expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	elected, expires = elected.UTC(), expires.UTC()
-	*w = Worker{Alive: expires.After(now), LeaderID: &id, ElectedAt: &elected, ExpiresAt: &expires}
-	return nil
-}
-
-func queue(ctx context.Context, pool *pgxpool.Pool, jobKinds []string, out *[]QueueDepth) error {
-	rows, err := pool.Query(ctx, `
-		SELECT kind, state::text, priority > $2 AS bulk, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY 1, 2, 3`,
-		jobKinds, outbox.PriorityLive)
-	if err != nil {
-		return err
-	}
-	depths, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (QueueDepth, error) {
-		var d QueueDepth
-		var bulk bool
-		err := row.Scan(&d.Kind, &d.State, &bulk, &d.Count)
-		d.Lane = outbox.Lane(outbox.PriorityLive)
-		if bulk {
-			d.Lane = outbox.Lane(outbox.PriorityBulk)
-		}
-		return d, err
-	})
-	if err != nil {
-		return err
-	}
-	for i := range depths {
-		if k, err := outbox.ParseKind(depths[i].Kind); err == nil {
-			depths[i].Kind = string(k)
-		}
-	}
-	kindRank := func(k string) int { return slices.Index(outbox.Kinds, outbox.Kind(k)) }
-	stateRank := func(s string) int { return slices.Index(rivertype.JobStates(), rivertype.JobState(s)) }
-	slices.SortFunc(depths, func(a, b QueueDepth) int {
-		if c := kindRank(a.Kind) - kindRank(b.Kind); c != 0 {
-			return c
-		}
-		if c := stateRank(a.State) - stateRank(b.State); c != 0 {
-			return c
-		}
-		return strings.Compare(b.Lane, a.Lane) // live before bulk
-	})
-	*out = append(*out, depths...)
-	return nil
-}
-
-func oldest(ctx context.Context, pool *pgxpool.Pool, jobKinds []string, now time.Time, out **Waiting) error {
-	var (
-		w     Waiting
-		kind  string
-		args  []byte
-		ready time.Time
-	)
-	err := pool.QueryRow(ctx, `
-		SELECT id, kind, args, scheduled_at FROM river_job
-		WHERE kind = ANY($1) AND state = 'available' AND scheduled_at <= $2
-		ORDER BY scheduled_at, id
-		LIMIT 1`, jobKinds, now).Scan(&w.JobID, &kind, &args, &ready)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	e, _ := outbox.JobEntity(kind, args)
-	w.Kind, w.EntityID = string(e.Kind), e.ID
-	w.ReadySince = ready.UTC()
-	w.AgeSeconds = int64(now.Sub(ready) / time.Second)
-	*out = &w
-	return nil
-}
-
-func health(ctx context.Context, pool *pgxpool.Pool, out *[]Health) error {
-	types := make([]string, len(outbox.Kinds))
-	for i, k := range outbox.Kinds {
-		types[i] = string(k)
-	}
-	// Every entity type gets a row, so "no failures" reads as zero rather
-	// than as a missing line.
-	rows, err := pool.Query(ctx, `
-		SELECT t.entity_type, coalesce(h.success_24h, 0), coalesce(h.failed_24h, 0), coalesce(h.skipped_24h, 0), h.last_sync
-		FROM unnest($1::text[]) WITH ORDINALITY AS t(entity_type, n)
-		LEFT JOIN stripe_sync_health h ON h.entity_type = t.entity_type
-		ORDER BY t.n`, types)
-	if err != nil {
-		return err
-	}
-	hs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Health, error) {
-		var h Health
-		err := row.Scan(&h.EntityType, &h.Success, &h.Failed, &h.Skipped, &h.LastSync)
-		if h.LastSync != nil {
-			*h.LastSync = h.LastSync.UTC()
-		}
-		return h, err
-	})
-	if err != nil {
-		return err
-	}
-	*out = append(*out, hs...)
-	return nil
 }
 
 // latestErrors takes each kind's newest error from River's attempt errors
 // (which include failures that never reached the sync log, such as a lost
 // database connection) and from the sync log's failed rows (which outlive
 // River's job retention).
-func latestErrors(ctx context.Context, pool *pgxpool.Pool, jobKinds []string, out *[]JobError) error {
-	rows, err := pool.Query(ctx, `
-		SELECT DISTINCT ON (j.kind) j.kind, j.id, j.args, (e->>'at')::timestamptz AS at, e->>'error'
-		FROM river_job j CROSS JOIN LATERAL unnest(j.errors) AS e
-		WHERE j.kind = ANY($1)
-		ORDER BY j.kind, at DESC, j.id DESC`, jobKinds)
+func latestErrors(ctx context.Context, pool *pgxpool.Pool) ([]JobError, error) {
+	attempts, err := outbox.LatestAttemptErrors(ctx, pool)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	latest := map[outbox.Kind]JobError{}
-	var (
-		kind, msg string
-		id        int64
-		args      []byte
-		at        time.Time
-	)
-	_, err = pgx.ForEachRow(rows, []any{&kind, &id, &args, &at, &msg}, func() error {
-		e, _ := outbox.JobEntity(kind, args)
-		jobID := id
-		latest[e.Kind] = JobError{Kind: string(e.Kind), At: at.UTC(), JobID: &jobID, EntityID: e.ID, Error: msg, Source: "river_job"}
-		return nil
-	})
+	failures, err := outbox.LatestFailures(ctx, pool)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
+	out := []JobError{}
 	for _, k := range outbox.Kinds {
-		var (
-			jobID    *int64
-			entityID string
-			logMsg   *string
-		)
-		err := pool.QueryRow(ctx, `
-			SELECT created_at, job_id, entity_id::text, error_message FROM stripe_sync_log
-			WHERE status = 'failed' AND entity_type = $1
-			ORDER BY created_at DESC
-			LIMIT 1`, string(k)).Scan(&at, &jobID, &entityID, &logMsg)
-		if errors.Is(err, pgx.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
+		a, haveAttempt := attempts[k]
+		f, haveFailure := failures[k]
 		// The worker logs the error it returns to River, so both usually
 		// hold the same failure: River's copy wins a tie.
-		if prev, ok := latest[k]; !ok || at.After(prev.At) {
-			latest[k] = JobError{Kind: string(k), At: at.UTC(), JobID: jobID, EntityID: entityID, Error: deref(logMsg), Source: "stripe_sync_log"}
+		switch {
+		case haveFailure && (!haveAttempt || f.CreatedAt.After(a.At)):
+			out = append(out, JobError{Kind: string(k), At: f.CreatedAt, JobID: f.JobID, EntityID: f.EntityID,
+				Error: deref(f.ErrorMessage), Source: "stripe_sync_log"})
+		case haveAttempt:
+			jobID := a.JobID
+			out = append(out, JobError{Kind: string(k), At: a.At, JobID: &jobID, EntityID: a.Entity.ID, Error: a.Error, Source: "river_job"})
 		}
 	}
-	for _, k := range outbox.Kinds {
-		if e, ok := latest[k]; ok {
-			*out = append(*out, e)
-		}
-	}
-	return nil
-}
-
-// authFailures counts failed sync attempts whose Stripe error has status 401
-// or 403: stripeclient writes them as "stripe <op>: 401: ..." or
-// "stripe <op>: 403 <code>: ...".
-func authFailures(ctx context.Context, pool *pgxpool.Pool, now time.Time, out *AuthFailures) error {
-	var at time.Time
-	var msg *string
-	err := pool.QueryRow(ctx, `
-		SELECT count(*) OVER (), created_at, error_message FROM stripe_sync_log
-		WHERE status = 'failed' AND created_at > $1::timestamptz - interval '24 hours'
-		  AND error_message ~ ': 40[13][ :]'
-		ORDER BY created_at DESC
-		LIMIT 1`, now).Scan(&out.Count, &at, &msg)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	at = at.UTC()
-	out.LatestAt, out.LatestError = &at, msg
-	return nil
+	return out, nil
 }
 
 func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 	kv := tabwriter.NewWriter(out.Out, 0, 4, 2, ' ', 0)
 	w := st.Worker
+	leaderCurrent := w.ExpiresAt != nil && w.ExpiresAt.After(now)
 	switch {
+	case w.Alive && leaderCurrent:
+		fmt.Fprintf(kv, "Worker:\talive (%s; River leader %s, elected %s, lease expires %s)\n",
+			processes(w.Processes), *w.LeaderID, out.When(w.ElectedAt, now), out.When(w.ExpiresAt, now))
 	case w.Alive:
-		fmt.Fprintf(kv, "Worker:\talive (River leader %s, elected %s, lease expires %s)\n",
-			*w.LeaderID, out.When(w.ElectedAt, now), out.When(w.ExpiresAt, now))
+		fmt.Fprintf(kv, "Worker:\talive (%s; no current River leader)\n", processes(w.Processes))
+	case leaderCurrent:
+		fmt.Fprintf(kv, "Worker:\tNO WORKER ALIVE (no syncctl worker is connected; River leader %s, lease expires %s, is not one)\n",
+			*w.LeaderID, out.When(w.ExpiresAt, now))
 	case w.LeaderID != nil:
 		fmt.Fprintf(kv, "Worker:\tNO WORKER ALIVE (last River leader %s, lease expired %s)\n",
 			*w.LeaderID, out.When(w.ExpiresAt, now))
@@ -392,6 +271,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 	} else {
 		fmt.Fprintf(kv, "Auth failures (24 h):\tnone\n")
 	}
+	writeUnreachable(kv, out, st.UnreachableAccounts, now)
 	if err := kv.Flush(); err != nil {
 		return err
 	}
@@ -435,6 +315,13 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+func processes(n int) string {
+	if n == 1 {
+		return "1 worker process"
+	}
+	return strconv.Itoa(n) + " worker processes"
 }
 
 func deref(s *string) string {

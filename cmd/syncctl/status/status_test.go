@@ -9,7 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
-	"github.com/lodgetix/stripe-sync/internal/synctest"
+	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
@@ -42,6 +42,15 @@ type testBundle struct {
 func setup(t *testing.T) *testBundle {
 	t.Helper()
 	return &testBundle{DB: cmdtest.NewDB(t), now: time.Now().UTC().Truncate(time.Second)}
+}
+
+// announce holds a worker's presence on a pool of its own until t ends.
+func (b *testBundle) announce(t *testing.T) *outbox.Presence {
+	t.Helper()
+	p, err := outbox.Announce(context.Background(), testdb.Pool(t, b.URL), outbox.PresenceOptions{})
+	require.NoError(t, err)
+	t.Cleanup(p.Close)
+	return p
 }
 
 func (b *testBundle) ago(d time.Duration) time.Time { return b.now.Add(-d) }
@@ -102,6 +111,7 @@ func TestStatusRun(t *testing.T) {
 			"Worker:                NO WORKER ALIVE (last River leader worker-host-1, lease expired 5m0s ago)\n"+
 			"Oldest waiting:        job 101 (event 0e000000-0000-4000-8000-000000000001), ready for 3m12s\n"+
 			"Auth failures (24 h):  1, latest 30m0s ago: stripe update_product: 403 account_invalid: The provided key does n...\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
 			"KIND    STATE      LANE  JOBS\n"+
@@ -132,6 +142,7 @@ func TestStatusRun(t *testing.T) {
 			"Worker:                NO WORKER ALIVE (last River leader worker-host-1, lease expired "+at(5*time.Minute)+")\n"+
 			"Oldest waiting:        job 101 (event 0e000000-0000-4000-8000-000000000001), ready for 3m12s\n"+
 			"Auth failures (24 h):  1, latest "+at(30*time.Minute)+": stripe update_product: 403 account_invalid: The provided key does not have access to account acct_1\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
 			"event   available  live  1\n"+
@@ -153,13 +164,15 @@ func TestStatusRun(t *testing.T) {
 	t.Run("HealthyAndEmpty", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
+		b.announce(t)
 		b.Exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-2', $1, $2)`, b.ago(2*time.Hour), b.now.Add(20*time.Second))
 		out, errOut := b.run(t, true)
 		require.Empty(t, errOut)
 		require.Equal(t, ""+
-			"Worker:                alive (River leader worker-host-2, elected 2h0m ago, lease expires in 20s)\n"+
+			"Worker:                alive (1 worker process; River leader worker-host-2, elected 2h0m ago, lease expires in 20s)\n"+
 			"Oldest waiting:        none\n"+
 			"Auth failures (24 h):  none\n"+
+			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue: none\n"+
 			"\n"+
@@ -170,6 +183,25 @@ func TestStatusRun(t *testing.T) {
 			"org     0        0       0        -\n"+
 			"\n"+
 			"Latest error per kind: none\n", out)
+	})
+
+	t.Run("AliveWithoutLeader", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.announce(t)
+		b.announce(t)
+		out, errOut := b.run(t, false)
+		require.Empty(t, errOut)
+		require.Contains(t, out, "Worker:                alive (2 worker processes; no current River leader)\n")
+	})
+
+	t.Run("ForeignLeaderIsNoWorker", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.Exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('some-other-app', $1, $2)`, b.ago(time.Hour), b.now.Add(20*time.Second))
+		out, errOut := b.run(t, true)
+		require.Contains(t, out, "Worker:                NO WORKER ALIVE (no syncctl worker is connected; River leader some-other-app, lease expires in 20s, is not one)\n")
+		require.Contains(t, errOut, "NO WORKER ALIVE")
 	})
 
 	t.Run("NoLeaderEver", func(t *testing.T) {
@@ -186,10 +218,10 @@ func TestStatusRun(t *testing.T) {
 		out, _ := b.run(t, true, "--json")
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
-		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h"}, cmdtest.Keys(doc))
+		require.ElementsMatch(t, []string{"worker", "queue", "oldest_waiting", "health", "latest_errors", "auth_failures_24h", "unreachable_accounts"}, cmdtest.Keys(doc))
 		at := func(d time.Duration) string { return b.ago(d).Format(time.RFC3339) }
 
-		require.Equal(t, map[string]any{"alive": false, "leader_id": "worker-host-1", "elected_at": at(time.Hour), "expires_at": at(5 * time.Minute)}, doc["worker"])
+		require.Equal(t, map[string]any{"alive": false, "processes": 0.0, "leader_id": "worker-host-1", "elected_at": at(time.Hour), "expires_at": at(5 * time.Minute)}, doc["worker"])
 		require.Equal(t, []any{
 			map[string]any{"kind": "event", "state": "available", "lane": "live", "count": 1.0},
 			map[string]any{"kind": "event", "state": "available", "lane": "bulk", "count": 1.0},
@@ -215,7 +247,7 @@ func TestStatusRun(t *testing.T) {
 		out, _ := b.run(t, false, "--json")
 		var doc map[string]any
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
-		require.Equal(t, map[string]any{"alive": false, "leader_id": nil, "elected_at": nil, "expires_at": nil}, doc["worker"])
+		require.Equal(t, map[string]any{"alive": false, "processes": 0.0, "leader_id": nil, "elected_at": nil, "expires_at": nil}, doc["worker"])
 		require.Equal(t, []any{}, doc["queue"])
 		require.Nil(t, doc["oldest_waiting"])
 		require.Equal(t, []any{}, doc["latest_errors"])
@@ -223,35 +255,21 @@ func TestStatusRun(t *testing.T) {
 	})
 }
 
-// TestStatusRun_realWorker checks liveness against a running River client,
-// not a hand-written river_leader row.
-func TestStatusRun_realWorker(t *testing.T) {
+// TestStatusRun_presence checks liveness against a worker's real presence
+// lock, not a hand-written row: it counts while held and not a moment after.
+func TestStatusRun_presence(t *testing.T) {
 	t.Parallel()
-	sb := synctest.Start(t, synctest.Options{})
-	b := &testBundle{DB: &cmdtest.DB{Pool: sb.Pool, URL: sb.Pool.Config().ConnString()}}
-
-	alive := func() bool {
-		b.now = time.Now()
+	b := setup(t)
+	workers := func() Worker {
 		out, _ := b.run(t, false, "--json")
 		var doc struct {
 			Worker Worker `json:"worker"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
-		return doc.Worker.Alive
+		return doc.Worker
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !alive() {
-		require.True(t, time.Now().Before(deadline), "the started worker never showed as alive")
-		time.Sleep(50 * time.Millisecond)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, sb.River.Stop(ctx))
-	// A stopped leader resigns: its row goes, and status must say so.
-	deadline = time.Now().Add(30 * time.Second)
-	for alive() {
-		require.True(t, time.Now().Before(deadline), "a stopped worker still showed as alive")
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := b.announce(t)
+	require.Equal(t, Worker{Alive: true, Processes: 1}, workers())
+	p.Close()
+	require.Equal(t, Worker{Alive: false, Processes: 0}, workers())
 }

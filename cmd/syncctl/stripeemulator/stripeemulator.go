@@ -17,6 +17,9 @@ import (
 type Options struct {
 	Factory *cmdutil.Factory
 	Addr    string
+	// WebhookURL, when set, receives an event for every change, signed with
+	// STRIPE_WEBHOOK_SECRET.
+	WebhookURL string
 	// Ready, when set, receives the listening address (tests use port 0).
 	Ready func(addr string)
 }
@@ -40,6 +43,7 @@ STRIPE_API_BASE=http://ADDR.`,
 		},
 	}
 	cmd.Flags().StringVar(&opts.Addr, "addr", "127.0.0.1:12111", "address to listen on")
+	cmd.Flags().StringVar(&opts.WebhookURL, "webhook-url", "", "send signed webhook events (secret: STRIPE_WEBHOOK_SECRET) to this URL, e.g. the worker's http://ADDR/stripe/webhooks")
 	return cmd
 }
 
@@ -53,6 +57,9 @@ func emulatorRun(ctx context.Context, opts *Options) error {
 		SecretKey: opts.Factory.Getenv("STRIPE_SECRET_KEY"),
 		Logger:    logger,
 	})
+	if opts.WebhookURL != "" {
+		emu.SetWebhook(opts.WebhookURL, opts.Factory.Getenv("STRIPE_WEBHOOK_SECRET"))
+	}
 	return cmdutil.Serve(ctx, opts.Addr, emu, func(addr string) {
 		fmt.Fprintf(io.ErrOut, "stripe emulator listening on http://%s\n", addr)
 		if opts.Ready != nil {

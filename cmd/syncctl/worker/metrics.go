@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lodgetix/stripe-sync/outbox"
 )
@@ -74,15 +73,15 @@ func (m *metrics) countJobs(events <-chan *river.Event) {
 	}
 }
 
-// queueCollector reads river_job on every scrape: the queue is shared by
+// queueCollector reads the queue on every scrape: the queue is shared by
 // every worker process, so any one of them reports the whole of it.
 type queueCollector struct {
-	pool   *pgxpool.Pool
+	pool   outbox.Querier
 	depth  *prometheus.Desc
 	oldest *prometheus.Desc
 }
 
-func newQueueCollector(pool *pgxpool.Pool) *queueCollector {
+func newQueueCollector(pool outbox.Querier) *queueCollector {
 	return &queueCollector{
 		pool: pool,
 		depth: prometheus.NewDesc("stripe_sync_queue_jobs",
@@ -94,12 +93,6 @@ func newQueueCollector(pool *pgxpool.Pool) *queueCollector {
 	}
 }
 
-var jobStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStateCancelled, rivertype.JobStateCompleted,
-	rivertype.JobStateDiscarded, rivertype.JobStatePending, rivertype.JobStateRetryable,
-	rivertype.JobStateRunning, rivertype.JobStateScheduled,
-}
-
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.depth
 	ch <- c.oldest
@@ -108,42 +101,17 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueQueryTimeout)
 	defer cancel()
-	depth := make(map[string]int64, len(jobStates))
-	var oldest float64
-	err := func() error {
-		rows, err := c.pool.Query(ctx, `
-			SELECT state::text, count(*),
-			       coalesce(extract(epoch FROM now() - min(scheduled_at) FILTER (
-			           WHERE state IN ('available', 'scheduled', 'retryable') AND scheduled_at <= now())), 0)::float8
-			FROM river_job WHERE queue = $1 GROUP BY state`, outbox.Queue)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				state string
-				n     int64
-				age   float64
-			)
-			if err := rows.Scan(&state, &n, &age); err != nil {
-				return err
-			}
-			depth[state] = n
-			oldest = max(oldest, age)
-		}
-		return rows.Err()
-	}()
+	s, err := outbox.SummarizeQueue(ctx, c.pool)
 	if err != nil {
 		// The other series are still served (ContinueOnError); these two
 		// are missing from this scrape rather than wrongly zero.
 		ch <- prometheus.NewInvalidMetric(c.depth, fmt.Errorf("read queue depth: %w", err))
 		return
 	}
-	for _, s := range jobStates {
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(depth[string(s)]), string(s))
+	for state, n := range s.ByState {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n), string(state))
 	}
-	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, oldest)
+	ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, s.OldestReady.Seconds())
 }
 
 type stoppable interface{ Stopped() <-chan struct{} }

@@ -1,5 +1,6 @@
-// Package worker is `syncctl worker`: River workers syncing until SIGINT or
-// SIGTERM, with metrics and health endpoints.
+// Package worker is `syncctl worker`: River workers syncing until their
+// context ends (root.Main ends it on SIGINT or SIGTERM), with metrics and
+// health endpoints.
 package worker
 
 import (
@@ -9,11 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os/signal"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +21,7 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
 	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient/pglimiter"
 )
 
@@ -37,7 +36,7 @@ type Options struct {
 	Rate float64
 	// EndpointRate, when positive, also limits each Stripe endpoint (method
 	// and route template), as Stripe does; 0 turns it off. Defaults to
-	// pglimiter.DefaultEndpointRate, or EnvEndpointRate when set.
+	// pglimiter.DefaultEndpointRate.
 	EndpointRate float64
 	// AccountRate, when positive, also limits each connected account.
 	AccountRate float64
@@ -62,10 +61,14 @@ type Options struct {
 	// Ready, when set, is called once the worker is fetching jobs, with the
 	// metrics address (tests listen on port 0).
 	Ready func(metricsAddr string)
+	// WebhookAddr is where POST /stripe/webhooks takes Stripe's Connect
+	// events (signing secret: STRIPE_WEBHOOK_SECRET); empty turns it off.
+	WebhookAddr string
+	// ReconcileEvery is how often every account is reconciled; 0 turns it off.
+	ReconcileEvery time.Duration
+	// WebhookReady, when set, receives the webhook address once it listens.
+	WebhookReady func(addr string)
 }
-
-// EnvEndpointRate is the environment variable --endpoint-rate defaults to.
-const EnvEndpointRate = "SYNCCTL_ENDPOINT_RATE"
 
 // NewCmdWorker returns the command; runF replaces the run in tests.
 func NewCmdWorker(f *cmdutil.Factory, runF func(context.Context, *Options) error) *cobra.Command {
@@ -87,13 +90,6 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 			if opts.Concurrency < 1 {
 				return cmdutil.Usagef("--concurrency must be at least 1")
 			}
-			if env := f.Getenv(EnvEndpointRate); env != "" && !cmd.Flags().Changed("endpoint-rate") {
-				rate, err := strconv.ParseFloat(env, 64)
-				if err != nil {
-					return cmdutil.Usagef("%s=%q is not a number", EnvEndpointRate, env)
-				}
-				opts.EndpointRate = rate
-			}
 			if opts.Rate < 0 || opts.AccountRate < 0 || opts.EndpointRate < 0 {
 				return cmdutil.Usagef("--rate, --endpoint-rate and --account-rate must not be negative")
 			}
@@ -110,6 +106,9 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 			if opts.LogFormat != "text" && opts.LogFormat != "json" {
 				return cmdutil.Usagef("--log-format must be text or json, not %q", opts.LogFormat)
 			}
+			if opts.ReconcileEvery < 0 {
+				return cmdutil.Usagef("--reconcile-every must not be negative")
+			}
 			if _, err := parseLevel(opts.LogLevel); err != nil {
 				return &cmdutil.UsageError{Err: err}
 			}
@@ -122,7 +121,7 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 	cmd.Flags().IntVar(&opts.Concurrency, "concurrency", 10, "jobs worked at once by this process")
 	cmd.Flags().Float64Var(&opts.Rate, "rate", 0, "Stripe requests per second, shared by every worker on this database (default 25 for test keys, 100 for live keys)")
 	cmd.Flags().Float64Var(&opts.EndpointRate, "endpoint-rate", pglimiter.DefaultEndpointRate,
-		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit; env "+EnvEndpointRate+")")
+		"Stripe requests per second per endpoint (method and route), shared by every worker (0: no per-endpoint limit)")
 	cmd.Flags().Float64Var(&opts.AccountRate, "account-rate", 0, "Stripe requests per second per connected account, shared by every worker (0: no per-account limit)")
 	cmd.Flags().StringVar(&opts.MetricsAddr, "metrics-addr", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty: off)")
 	cmd.Flags().DurationVar(&opts.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long jobs in flight may finish after SIGTERM")
@@ -132,6 +131,8 @@ route, as Stripe counts them) 3% below --endpoint-rate.`,
 	cmd.Flags().StringVar(&opts.LogFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&opts.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().StringVar(&opts.Currency, "currency", "aud", "currency of every Price")
+	cmd.Flags().StringVar(&opts.WebhookAddr, "webhook-addr", "", "address for Stripe's Connect webhooks on POST /stripe/webhooks, signed with STRIPE_WEBHOOK_SECRET (empty: off)")
+	cmd.Flags().DurationVar(&opts.ReconcileEvery, "reconcile-every", 24*time.Hour, "how often every connected account is compared with the database and drift fixed, on the bulk lane (0: off)")
 	return cmd
 }
 
@@ -152,12 +153,6 @@ func DefaultRate(key string) float64 {
 }
 
 func workerRun(ctx context.Context, opts *Options) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	io := opts.Factory.IO
 	level, _ := parseLevel(opts.LogLevel)
 	handlerOpts := &slog.HandlerOptions{Level: level}
@@ -177,9 +172,9 @@ func workerRun(ctx context.Context, opts *Options) error {
 		rate = DefaultRate(key)
 	}
 	// Each job in flight holds a connection for its transaction (its entity
-	// lock lives there), and River needs a few for fetching, completing and
-	// leadership besides.
-	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 5)
+	// lock lives there), River needs a few for fetching, completing and
+	// leadership besides, and the worker's presence holds one.
+	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 6)
 	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
 	if err != nil {
 		return err
@@ -214,6 +209,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 			JobTimeout:           opts.JobTimeout,
 			RescueStuckJobsAfter: opts.RescueStuckAfter,
 			LogRetention:         opts.LogRetention,
+			ReconcileEvery:       opts.ReconcileEvery,
 		})
 	if err != nil {
 		return err
@@ -224,9 +220,25 @@ func workerRun(ctx context.Context, opts *Options) error {
 	defer cancelEvents()
 	go metrics.countJobs(events)
 
+	stopWebhooks, err := serveWebhooks(opts, pool, client, logger, metrics.registry)
+	if err != nil {
+		return err
+	}
+	defer stopWebhooks()
+
 	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	// `syncctl status` counts the workers by their presence; River's leader
+	// lease would not tell ours from any River client on the schema.
+	presence, err := outbox.Announce(ctx, pool, outbox.PresenceOptions{
+		OnError: func(err error) { logger.Warn("worker presence lost; retrying", slog.Any("error", err)) },
+	})
+	if err != nil {
+		_ = client.StopAndCancel(context.Background())
+		return err
+	}
+	defer presence.Close()
 	attrs := []any{slog.Int("concurrency", opts.Concurrency), slog.Float64("rate", rate),
 		slog.Float64("endpoint_rate", opts.EndpointRate), slog.Duration("job_timeout", opts.JobTimeout),
 		slog.Duration("log_retention", opts.LogRetention)}

@@ -68,10 +68,18 @@ func (c Command[O]) Factory(t testing.TB, terminal bool) (*cmdutil.Factory, *byt
 func (c Command[O]) Run(t testing.TB, terminal bool, args ...string) (string, string, error) {
 	t.Helper()
 	f, out, errOut := c.Factory(t, terminal)
-	cmd := c.NewCmd(f, nil)
+	cmd := c.build(f, nil)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	return out.String(), errOut.String(), err
+}
+
+// build makes the command as root.NewCmdRoot would hold it: flags default
+// from the Factory's environment once the command line is parsed.
+func (c Command[O]) build(f *cmdutil.Factory, runF func(context.Context, *O) error) *cobra.Command {
+	cmd := c.NewCmd(f, runF)
+	cmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return cmdutil.ApplyEnv(cmd, f.Getenv) }
+	return cmd
 }
 
 // MustRun is Run for a command that must succeed: it fails t on an error.

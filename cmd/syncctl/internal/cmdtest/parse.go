@@ -19,7 +19,7 @@ func (c Command[O]) Parse(t testing.TB, args ...string) (*O, error) {
 	t.Helper()
 	f, _, _ := c.Factory(t, false)
 	var got *O
-	cmd := c.NewCmd(f, func(_ context.Context, o *O) error {
+	cmd := c.build(f, func(_ context.Context, o *O) error {
 		got = o
 		return nil
 	})

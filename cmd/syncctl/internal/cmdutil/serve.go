@@ -6,20 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os/signal"
-	"syscall"
 	"time"
 )
 
-// Serve serves handler on addr until ctx ends or the process gets SIGINT or
-// SIGTERM, then shuts down, giving requests in flight 5 seconds. ready, when
+// Serve serves handler on addr until ctx ends (root.Main ends it on SIGINT
+// or SIGTERM), then shuts down, giving requests in flight 5 seconds. ready, when
 // set, is called with the listening address once it accepts connections
 // (tests listen on port 0). Returns nil after that shutdown, a *UsageError
 // if addr cannot be listened on, or the error that stopped the server.
 func Serve(ctx context.Context, addr string, handler http.Handler, ready func(addr string)) error {
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return &UsageError{Err: fmt.Errorf("listen on %s: %w", addr, err)}

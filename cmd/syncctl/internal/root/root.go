@@ -3,8 +3,13 @@
 package root
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -19,7 +24,9 @@ import (
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/status"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/stripeemulator"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/ui"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/version"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/worker"
+	"github.com/lodgetix/stripe-sync/internal/dbconn"
 )
 
 // NewCmdRoot returns the syncctl command tree over f.
@@ -33,12 +40,17 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 	cmd.SetOut(f.IO.Out)
 	cmd.SetErr(f.IO.ErrOut)
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &cmdutil.UsageError{Err: err} })
-	cmd.PersistentFlags().StringVar(&f.DatabaseURL, "database-url", f.Getenv("DATABASE_URL"),
-		"PostgreSQL connection string (env DATABASE_URL)")
-	cmd.PersistentFlags().StringVar(&f.Schema, "schema", f.Getenv("STRIPE_SYNC_SCHEMA"),
-		"schema holding River's tables and stripe-sync's (env STRIPE_SYNC_SCHEMA; default stripe_sync)")
-	cmd.PersistentFlags().StringVar(&f.StripeAPIBase, "stripe-api-base", f.Getenv("STRIPE_API_BASE"),
-		"Stripe API base URL, for stripe-mock or the emulator (env STRIPE_API_BASE; default Stripe's API)")
+	// Every flag also reads its environment variable (cmdutil.EnvName), once
+	// the command line is parsed and before the command checks its options.
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error { return cmdutil.ApplyEnv(c, f.Getenv) }
+	cmd.PersistentFlags().StringVar(&f.DatabaseURL, "database-url", "", "PostgreSQL connection string")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "database-url", "DATABASE_URL")
+	cmd.PersistentFlags().StringVar(&f.Schema, "schema", "",
+		"schema holding River's tables and stripe-sync's (default "+dbconn.DefaultSchema+")")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "schema", "STRIPE_SYNC_SCHEMA")
+	cmd.PersistentFlags().StringVar(&f.StripeAPIBase, "stripe-api-base", "",
+		"Stripe API base URL, for stripe-mock or the emulator (default Stripe's API)")
+	cmdutil.SetEnvName(cmd.PersistentFlags(), "stripe-api-base", "STRIPE_API_BASE")
 
 	cmd.AddCommand(
 		migrate.NewCmdMigrate(f, nil),
@@ -52,7 +64,15 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 		backfill.NewCmdBackfill(f, nil),
 		reconcile.NewCmdReconcile(f, nil),
 		ui.NewCmdUI(f, nil),
+		version.NewCmdVersion(f, nil),
 	)
+	if info, ok := debug.ReadBuildInfo(); ok {
+		cmd.Version = version.String(info)
+	} else {
+		cmd.Version = version.String(nil)
+	}
+	// --version prints what `syncctl version` prints.
+	cmd.SetVersionTemplate("{{.Version}}\n")
 	// cobra's completion command prints help and exits 0 for an unknown
 	// shell; make it a usage error like every other bad argument.
 	cmd.InitDefaultCompletionCmd()
@@ -64,17 +84,33 @@ func NewCmdRoot(f *cmdutil.Factory) *cobra.Command {
 			}
 		}
 	}
+	cmdutil.DescribeEnv(cmd)
 	return cmd
 }
 
-// Main runs syncctl with args and returns the exit status: 0 success, 1
-// failure, 2 bad usage or input. Errors are printed as one "syncctl: " line.
+// Main runs syncctl with args and returns the exit status (see Run). It is
+// the one place that handles signals: the first SIGINT or SIGTERM cancels
+// the command's context, so a worker drains and a server shuts down; a
+// second one ends the process at once, as if nothing handled it.
 func Main(args []string, io *cmdutil.IOStreams, getenv func(string) string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return Run(ctx, args, io, getenv)
+}
+
+// Run runs syncctl with args until ctx ends and returns the exit status: 0
+// success, 1 failure, 2 bad usage or input. Errors are printed as one
+// "syncctl: " line.
+func Run(ctx context.Context, args []string, io *cmdutil.IOStreams, getenv func(string) string) int {
 	f := cmdutil.NewFactory(io, getenv)
 	defer f.Close()
 	cmd := NewCmdRoot(f)
 	cmd.SetArgs(args)
-	err := cmd.Execute()
+	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

@@ -1,6 +1,7 @@
 package root
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdtest"
 	"github.com/lodgetix/stripe-sync/cmd/syncctl/internal/cmdutil"
+	"github.com/lodgetix/stripe-sync/cmd/syncctl/version"
 )
 
 func TestMain_completion(t *testing.T) {
@@ -61,4 +63,18 @@ func TestMain_completionUnknownShell(t *testing.T) {
 	require.Equal(t, 2, Main([]string{"completion", "tcsh"}, streams, cmdtest.NoEnv))
 	require.Empty(t, out.String())
 	require.Equal(t, "syncctl: completion: unknown shell \"tcsh\" (want bash, zsh, fish or powershell)\n", errOut.String())
+}
+
+func TestMain_version(t *testing.T) {
+	t.Parallel()
+	info, ok := debug.ReadBuildInfo()
+	require.True(t, ok)
+	want := version.String(info) + "\n"
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		streams, out, errOut := cmdutil.Test(false)
+		require.Equal(t, 0, Main(args, streams, cmdtest.NoEnv))
+		require.Equal(t, want, out.String())
+		require.True(t, strings.HasPrefix(out.String(), "syncctl "))
+		require.Empty(t, errOut.String())
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -195,26 +194,14 @@ func fromRow(row *rivertype.JobRow) Job {
 }
 
 func syncLog(ctx context.Context, pool *pgxpool.Pool, e outbox.Entity) ([]SyncLogRow, error) {
-	rows, err := pool.Query(ctx, `
-		SELECT created_at, job_id, attempt, action, status, duration_ms, stripe_object_id, error_message
-		FROM stripe_sync_log
-		WHERE entity_type = $1 AND entity_id = $2
-		ORDER BY created_at DESC, id DESC
-		LIMIT $3`, string(e.Kind), e.ID, LogRows)
+	entries, err := outbox.SyncLog(ctx, pool, outbox.LogFilter{Entity: e, Limit: LogRows})
 	if err != nil {
-		return nil, fmt.Errorf("read sync log: %w", err)
+		return nil, err
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (SyncLogRow, error) {
-		var l SyncLogRow
-		err := row.Scan(&l.CreatedAt, &l.JobID, &l.Attempt, &l.Action, &l.Status, &l.DurationMS, &l.StripeObjectID, &l.ErrorMessage)
-		l.CreatedAt = l.CreatedAt.UTC()
-		return l, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read sync log: %w", err)
-	}
-	if out == nil {
-		out = []SyncLogRow{}
+	out := make([]SyncLogRow, len(entries))
+	for i, l := range entries {
+		out[i] = SyncLogRow{CreatedAt: l.CreatedAt, JobID: l.JobID, Attempt: l.Attempt, Action: l.Action, Status: l.Status,
+			DurationMS: l.DurationMS, StripeObjectID: l.StripeObjectID, ErrorMessage: l.ErrorMessage}
 	}
 	return out, nil
 }

@@ -1,8 +1,9 @@
-// Package synctest boots the pieces an end-to-end sync test needs: a fresh
+// Package synctesting boots the pieces an end-to-end sync test needs: a fresh
 // database, the Stripe emulator behind an HTTP server, the stripe-go client
 // pointed at it, and a started River client with every worker. Tests in
-// jobs and cmd share it so they exercise one wiring.
-package synctest
+// jobs and cmd share it so they exercise one wiring. It is not called
+// synctest, which would shadow the standard library's testing/synctest.
+package synctesting
 
 import (
 	"context"
@@ -118,7 +119,7 @@ func (b *Bundle) WaitIdle(t testing.TB, timeout time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("synctest: %d sync jobs still busy after %s", busy, timeout)
+			t.Fatalf("synctesting: %d sync jobs still busy after %s", busy, timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
