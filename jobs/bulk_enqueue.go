@@ -30,8 +30,8 @@ const bulkLockTries = 50
 var errBulkBusy = errors.New("the host kept the catalogue's sync state locked; retrying later")
 
 // enqueueBulk enqueues entities for the bulk paths (an organisation's
-// account move, reconcile --fix) so that they can never deadlock with the
-// host. The host's own statements lock a host row, then the state rows its
+// account move, reconcile --fix) in the bulk lane (outbox.EnqueueBulk), so
+// that they hold up no live edit and can never deadlock with the host. The host's own statements lock a host row, then the state rows its
 // triggers touch, in whatever order its plan meets them (a DELETE of several
 // events with their tickets: scan order, not id order), so no fixed order of
 // ours can match every host statement. Instead each batch transaction takes
@@ -90,7 +90,7 @@ func enqueueBulk(ctx context.Context, pool *pgxpool.Pool, client *river.Client[p
 					}
 				}
 				var err error
-				res, err = outbox.Enqueue(ctx, client, tx, batch...)
+				res, err = outbox.EnqueueBulk(ctx, client, tx, batch...)
 				return err
 			})
 			if err == nil {

@@ -29,7 +29,7 @@ func (w *EventWorker) Work(ctx context.Context, job *river.Job[outbox.EventArgs]
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindEvent, id},
+	return run(withLane(ctx, job.Priority), w.deps.runner(), job, entityRef{outbox.KindEvent, id},
 		func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error) {
 			batch := &pgx.Batch{}
 			batch.Queue(lockSQL, lockKey(outbox.KindEvent, id))
@@ -236,7 +236,7 @@ func (d *Deps) syncProduct(ctx context.Context, dt *doubter, id string, ev *even
 	// The tickets follow the Product: onto a new account (a move, A -> B ->
 	// A, a create answered resource_already_exists), and any whose last
 	// change was handled without being pushed (held up by this event).
-	o.pre = append(o.pre, lockEventRow(id), enqueueTicketsBehind(id, account, askingTicket))
+	o.pre = append(o.pre, lockEventRow(id), enqueueTicketsBehind(id, account, askingTicket, laneOf(ctx)))
 	o.accounts = accounts
 	return o.succeed(action, account, productID, fp), nil
 }
@@ -472,20 +472,37 @@ func lockEventRow(eventID string) stmt {
 // must follow its Product: those whose Price is not recorded on account or
 // was archived (their organisation had no account), and those whose latest
 // change was handled without being pushed (their job was cancelled because
-// the event could not sync). It goes through the same SQL
-// function as the triggers, so River's uniqueness dedupes waiting jobs;
-// ticket rows in id order. Run it under lockEventRow.
-func enqueueTicketsBehind(eventID, account, except string) stmt {
+// the event could not sync). It goes through the triggers' set-based SQL
+// function, so River's uniqueness dedupes waiting jobs, in the lane of the
+// job asking (priority): a backfill's event must not lift its tickets' bulk
+// jobs into the live lane. Run it under lockEventRow.
+func enqueueTicketsBehind(eventID, account, except string, priority int) stmt {
 	return stmt{
 		sql: `
-			SELECT stripe_sync_enqueue('stripe_sync_ticket', 'ticket', 'ticket_id', t.id)
+			SELECT stripe_sync_enqueue_many('ticket', array_agg(t.id ORDER BY t.id), $4)
 			FROM event_tickets t
 			LEFT JOIN stripe_sync_state s ON s.entity_type = 'ticket' AND s.entity_id = t.id
 			WHERE t.event_id = $1 AND t.id::text <> $3
 			  AND (s.connected_account_id IS DISTINCT FROM $2 OR s.fingerprint = 'archived'
-			       OR (s.pushed_version < s.wanted_version AND s.handled_version >= s.wanted_version))
-			ORDER BY t.id`,
-		args: []any{eventID, account, except},
+			       OR (s.pushed_version < s.wanted_version AND s.handled_version >= s.wanted_version))`,
+		args: []any{eventID, account, except, priority},
 		rank: rankTicketState,
 	}
+}
+
+// laneKey carries the running job's River priority in its context.
+type laneKey struct{}
+
+// withLane records the running job's priority, so that the jobs it enqueues
+// stay in its lane.
+func withLane(ctx context.Context, priority int) context.Context {
+	return context.WithValue(ctx, laneKey{}, priority)
+}
+
+// laneOf is the priority withLane recorded; the live lane if none.
+func laneOf(ctx context.Context) int {
+	if p, ok := ctx.Value(laneKey{}).(int); ok && p > 0 {
+		return p
+	}
+	return outbox.PriorityLive
 }

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
 )
@@ -262,4 +264,34 @@ func TestEventWorker_commitToStripeLatency(t *testing.T) {
 	p50, max := took[n/2], slices.Max(took)
 	t.Logf("commit-to-Stripe latency over %d inserts: p50 %s, max %s", n, p50, max)
 	require.Less(t, max, 5*time.Second, "only a 10 s poll found the job: the trigger's NOTIFY did not wake the worker")
+}
+
+// TestEventWorker_ticketsStayInTheJobsLane: an event's first sync enqueues
+// its tickets; from a bulk job (a backfill's) that must not lift the
+// tickets' waiting bulk jobs into the live lane, where they would hold up
+// live edits.
+func TestEventWorker_ticketsStayInTheJobsLane(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := setup(t, synctesting.Options{NoWorker: true, Jobs: jobs.Options{Concurrency: 1}})
+	insertEvent(t, b, eventID(1), orgID, "Backfilled")
+	b.Exec(t, `INSERT INTO event_tickets (id, event_id, name, price) VALUES
+		('07000000-0000-4000-8000-000000000001', $1, 'Adult', 10), ('07000000-0000-4000-8000-000000000002', $1, 'Child', 5)`, eventID(1))
+	b.Exec(t, `DELETE FROM river_job; DELETE FROM stripe_sync_state`)
+	require.NoError(t, pgx.BeginFunc(ctx, b.Pool, func(tx pgx.Tx) error {
+		_, err := outbox.EnqueueBulk(ctx, b.River, tx,
+			outbox.Entity{Kind: outbox.KindEvent, ID: eventID(1)},
+			outbox.Entity{Kind: outbox.KindTicket, ID: "07000000-0000-4000-8000-000000000001"},
+			outbox.Entity{Kind: outbox.KindTicket, ID: "07000000-0000-4000-8000-000000000002"})
+		return err
+	}))
+	b.StartWorker(t)
+	b.WaitIdle(t, 30*time.Second)
+
+	rows, err := b.Pool.Query(ctx, `SELECT DISTINCT priority FROM river_job WHERE kind = 'stripe_sync_ticket'`)
+	require.NoError(t, err)
+	priorities, err := pgx.CollectRows(rows, pgx.RowTo[int16])
+	require.NoError(t, err)
+	require.Equal(t, []int16{outbox.PriorityBulk}, priorities)
+	require.Len(t, b.Emulator.Prices(account), 2)
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/lodgetix/stripe-sync/outbox"
 )
 
-// BulkPriority is the River priority of the scheduled reconcile's jobs:
-// below the live lane's (outbox.Priority), so a change made while every
-// account is being compared still reaches Stripe in seconds.
-const BulkPriority = 3
+// BulkPriority is the River priority of the scheduled reconcile's jobs: the
+// bulk lane (outbox.PriorityBulk), so a change made while every account is
+// being compared still reaches Stripe in seconds.
+const BulkPriority = outbox.PriorityBulk
 
 // ReconcileArgs is the periodic job (Options.ReconcileEvery) that fans the
 // scheduled reconcile out into one ReconcileAccountArgs job per connected

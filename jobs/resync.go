@@ -62,6 +62,8 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 		return fmt.Errorf("find unhandled entities: %w", err)
 	}
 	var params []river.InsertManyParams
+	bulkOpts := outbox.EventArgs{}.InsertOpts()
+	bulkOpts.Priority = outbox.PriorityBulk
 	for rows.Next() {
 		var kind, id string
 		if err := rows.Scan(&kind, &id); err != nil {
@@ -72,7 +74,9 @@ func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) err
 		if err != nil {
 			continue
 		}
-		params = append(params, river.InsertManyParams{Args: k.Args(id)})
+		// The bulk lane: a repair must not hold up live edits. A live change
+		// to the entity lifts the job (see outbox.PriorityBulk).
+		params = append(params, river.InsertManyParams{Args: k.Args(id), InsertOpts: &bulkOpts})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -39,7 +39,7 @@ func (w *TicketWorker) Work(ctx context.Context, job *river.Job[outbox.TicketArg
 	if err != nil {
 		return river.JobCancel(err)
 	}
-	return run(ctx, w.deps.runner(), job, entityRef{outbox.KindTicket, id},
+	return run(withLane(ctx, job.Priority), w.deps.runner(), job, entityRef{outbox.KindTicket, id},
 		func(ctx context.Context, conn *pgx.Conn, logger *slog.Logger) (*outcome, error) {
 			return w.deps.syncPrice(ctx, conn, id, logger)
 		})

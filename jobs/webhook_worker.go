@@ -141,8 +141,9 @@ func (w *WebhookWorker) repair(ctx context.Context, tx pgx.Tx, job *river.Job[We
 	// The triggers' enqueue function, not River's client: River sends at
 	// most one insert notification per queue per FetchCooldown, and this
 	// job's own insert has usually just used it, so the repair would wait
-	// for the next poll. The function always notifies.
-	if _, err := tx.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), kind.IDField(), id); err != nil {
+	// for the next poll. The function notifies whenever it inserts. The
+	// bulk lane: a repair must not hold up an organiser's edit.
+	if _, err := tx.Exec(ctx, `SELECT stripe_sync_enqueue_many($1, ARRAY[$2::uuid], $3)`, string(kind), id, outbox.PriorityBulk); err != nil {
 		return fmt.Errorf("enqueue %s %s: %w", kind, id, err)
 	}
 	logger.Info("stripe object drifted from the database; repair enqueued", slog.String("differed", differed))

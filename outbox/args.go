@@ -22,8 +22,33 @@ const DefaultSchema = "stripe_sync"
 // The SQL enqueue function writes the same number.
 const MaxAttempts = 25
 
-// Priority is River's default; the triggers write the same.
-const Priority = 1
+// Lanes. River works the lowest priority number first, so a job in the live
+// lane is fetched before every job waiting in the bulk lane, however long
+// that lane's backlog.
+const (
+	// PriorityLive is the live lane: changes made by the host (the
+	// triggers) and by `syncctl enqueue`. The triggers write it.
+	PriorityLive = 1
+	// PriorityBulk is the bulk lane: backfill, reconcile --fix, an
+	// organisation's account move fanning out, the resync job. Live work
+	// for an entity whose bulk job still waits lifts that job to
+	// PriorityLive (see Enqueue and the SQL function
+	// stripe_sync_enqueue_many); it stays one job.
+	PriorityBulk = 3
+)
+
+// Priority is the priority a job's args ask for when the caller names no
+// lane: the live lane, River's default.
+const Priority = PriorityLive
+
+// Lane is the name of the lane a job's priority puts it in: "live" for
+// PriorityLive or higher, "bulk" for anything lower.
+func Lane(priority int) string {
+	if priority <= PriorityLive {
+		return "live"
+	}
+	return "bulk"
+}
 
 // UniqueStates are the job states a new job is deduplicated against: River's
 // required four plus retryable, so an entity has at most one waiting job.

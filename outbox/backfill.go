@@ -2,20 +2,25 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 )
 
-// DefaultBackfillBatch is how many entities one backfill transaction
-// enqueues: large enough that River's bulk insert pays off (batches of 2000
-// backfilled 100,000 entities about 13% faster than batches of 1000; 5000 was
-// not measurably faster again), small enough that a batch's locks on
-// stripe_sync_state rows, which hold up the host's writes to those entities,
-// last a fraction of a second.
+// DefaultBackfillBatch is how many entities one backfill statement
+// enqueues: large enough that the set-based insert pays off, small enough
+// that a batch's locks on stripe_sync_state rows, which hold up the host's
+// writes to those entities, last a fraction of a second.
 const DefaultBackfillBatch = 2000
+
+// DefaultBackfillStreams is how many batches a backfill enqueues at once,
+// each on its own connection. Inserting River's rows is PostgreSQL CPU (six
+// indexes per row), so a second stream uses a second core; batches touch
+// disjoint entities, so the streams never wait for each other's locks.
+const DefaultBackfillStreams = 2
 
 // BackfillOptions choose what Backfill enqueues.
 type BackfillOptions struct {
@@ -26,12 +31,17 @@ type BackfillOptions struct {
 	// current connected account (a stripe_sync_state row holding a Stripe
 	// object id on that account). Defaults to false: every entity.
 	Unsynced bool
-	// BatchSize is how many entities each transaction enqueues. Defaults to
+	// BatchSize is how many entities each statement enqueues. Defaults to
 	// DefaultBackfillBatch.
 	BatchSize int
+	// Streams is how many batches are enqueued at once. Defaults to
+	// DefaultBackfillStreams. With 1, batches commit in id order.
+	Streams int
 	// Progress, when set, is called after each committed batch with the
 	// entities done so far and the total counted when the backfill started.
-	// done may exceed total when rows were inserted meanwhile.
+	// done may exceed total when rows were inserted meanwhile. Calls never
+	// overlap, and report the batches in id order (events first) whatever
+	// order the streams commit them in.
 	Progress func(done, total int)
 }
 
@@ -53,18 +63,28 @@ type BackfillResult struct {
 // does itself.
 var backfillKinds = []Kind{KindEvent, KindTicket}
 
+// backfillBatch is one page of ids of one kind, the seq-th page sent.
+type backfillBatch struct {
+	seq  int
+	kind Kind
+	ids  []string
+}
+
 // Backfill enqueues a sync job for every event and ticket type (or, with
-// opts.Unsynced, every one not yet synced), in batches of opts.BatchSize,
-// each batch in its own transaction through Enqueue: River's bulk insert,
-// deduplicated against jobs already waiting, and recorded as a change, so a
-// job running for an entity syncs it again. Running it twice enqueues
-// nothing new while the first run's jobs wait.
+// opts.Unsynced, every one not yet synced) in the bulk lane (PriorityBulk),
+// so that live changes overtake the backlog. It reads the ids in pages of
+// opts.BatchSize and enqueues each page with one statement of its own
+// (stripe_sync_enqueue_many, the triggers' set-based insert: the row River's
+// client would insert, deduplicated against jobs already waiting, and the
+// change recorded, so a job running for an entity syncs it again), up to
+// opts.Streams pages at once. Running it twice enqueues nothing new while
+// the first run's jobs wait; a live job already waiting stays live.
 //
 // Backfill reads the host tables events, event_tickets and organisations.
 // Returns an *InvalidIDError, before touching the database, if opts.Org is
 // not a UUID. Batches committed before an error stay enqueued; the result
 // counts them.
-func Backfill(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.Tx], opts BackfillOptions) (BackfillResult, error) {
+func Backfill(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions) (BackfillResult, error) {
 	var res BackfillResult
 	if opts.Org != "" {
 		org, err := ParseID(opts.Org)
@@ -76,6 +96,9 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultBackfillBatch
 	}
+	if opts.Streams <= 0 {
+		opts.Streams = DefaultBackfillStreams
+	}
 
 	var total int
 	if err := pool.QueryRow(ctx, `SELECT (`+backfillCount(KindEvent)+`) + (`+backfillCount(KindTicket)+`)`,
@@ -83,58 +106,95 @@ func Backfill(ctx context.Context, pool *pgxpool.Pool, client *river.Client[pgx.
 		return res, fmt.Errorf("count entities: %w", err)
 	}
 
-	done := 0
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	batches := make(chan backfillBatch, opts.Streams)
+	var (
+		mu   sync.Mutex
+		done int
+		wg   sync.WaitGroup
+		// committed holds the sizes of batches committed ahead of
+		// nextReport, the batch Progress reports next.
+		committed  = map[int]int{}
+		nextReport int
+	)
+	for range opts.Streams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for batch := range batches {
+				var inserted int
+				err := pool.QueryRow(ctx, `SELECT stripe_sync_enqueue_many($1, $2::uuid[], $3)`,
+					string(batch.kind), batch.ids, PriorityBulk).Scan(&inserted)
+				if err != nil {
+					cancel(fmt.Errorf("backfill %ss from %s: %w", batch.kind, batch.ids[0], err))
+					return
+				}
+				mu.Lock()
+				res.Enqueued += inserted
+				res.Deduplicated += len(batch.ids) - inserted
+				if batch.kind == KindEvent {
+					res.Events += len(batch.ids)
+				} else {
+					res.Tickets += len(batch.ids)
+				}
+				committed[batch.seq] = len(batch.ids)
+				for n, ok := committed[nextReport]; ok; n, ok = committed[nextReport] {
+					delete(committed, nextReport)
+					nextReport++
+					done += n
+					if opts.Progress != nil {
+						opts.Progress(done, total)
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+
+	err := backfillPages(ctx, pool, opts, batches)
+	close(batches)
+	wg.Wait()
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		err = cause
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return res, err
+}
+
+// backfillPages sends the ids to enqueue, a page at a time, kind by kind.
+// Keyset pagination: each page starts after the last id of the one before,
+// so a page is one index range scan however far in it is.
+func backfillPages(ctx context.Context, pool *pgxpool.Pool, opts BackfillOptions, out chan<- backfillBatch) error {
+	seq := 0
 	for _, kind := range backfillKinds {
-		// Keyset pagination: each batch starts after the last id of the one
-		// before, so a batch is one index range scan however far in it is.
 		after := "00000000-0000-0000-0000-000000000000"
 		for {
-			var batch []Result
-			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				rows, err := tx.Query(ctx, backfillPage(kind), opts.Org, opts.Unsynced, after, opts.BatchSize)
-				if err != nil {
-					return err
-				}
-				ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-				if err != nil || len(ids) == 0 {
-					return err
-				}
-				entities := make([]Entity, len(ids))
-				for i, id := range ids {
-					entities[i] = Entity{Kind: kind, ID: id}
-				}
-				batch, err = Enqueue(ctx, client, tx, entities...)
-				return err
-			})
+			rows, err := pool.Query(ctx, backfillPage(kind), opts.Org, opts.Unsynced, after, opts.BatchSize)
 			if err != nil {
-				return res, fmt.Errorf("backfill %ss after %s: %w", kind, after, err)
+				return fmt.Errorf("list %ss after %s: %w", kind, after, err)
 			}
-			if len(batch) == 0 {
+			ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("list %ss after %s: %w", kind, after, err)
+			}
+			if len(ids) == 0 {
 				break
 			}
-			for _, r := range batch {
-				if r.Duplicate {
-					res.Deduplicated++
-				} else {
-					res.Enqueued++
-				}
+			select {
+			case out <- backfillBatch{seq: seq, kind: kind, ids: ids}:
+				seq++
+			case <-ctx.Done():
+				return context.Cause(ctx)
 			}
-			if kind == KindEvent {
-				res.Events += len(batch)
-			} else {
-				res.Tickets += len(batch)
-			}
-			done += len(batch)
-			after = batch[len(batch)-1].Entity.ID
-			if opts.Progress != nil {
-				opts.Progress(done, total)
-			}
-			if len(batch) < opts.BatchSize {
+			if len(ids) < opts.BatchSize {
 				break
 			}
+			after = ids[len(ids)-1]
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // backfillFrom is the rows of kind, with $1 the organisation (empty: all)

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/internal/testdb"
@@ -70,7 +68,7 @@ func TestBackfill(t *testing.T) {
 		seedCatalogue(t, bundle.pool, orgID, 1, 25)
 
 		var progress [][2]int
-		res, err := outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{
+		res, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{
 			BatchSize: 10,
 			Progress:  func(done, total int) { progress = append(progress, [2]int{done, total}) },
 		})
@@ -82,7 +80,7 @@ func TestBackfill(t *testing.T) {
 			{35, 100}, {45, 100}, {55, 100}, {65, 100}, {75, 100}, {85, 100}, {95, 100}, {100, 100},
 		}, progress)
 
-		res, err = outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{BatchSize: 10})
+		res, err = outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{BatchSize: 10})
 		require.NoError(t, err)
 		require.Equal(t, outbox.BackfillResult{Events: 25, Tickets: 75, Deduplicated: 100}, res)
 		require.Equal(t, map[string]int{"stripe_sync_event": 25, "stripe_sync_ticket": 75}, queued(t, bundle.pool))
@@ -106,7 +104,7 @@ func TestBackfill(t *testing.T) {
 			eventID(1), eventID(2), eventID(3))
 		require.NoError(t, err)
 
-		res, err := outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{Unsynced: true})
+		res, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{Unsynced: true})
 		require.NoError(t, err)
 		require.Equal(t, outbox.BackfillResult{Events: 2, Tickets: 8, Enqueued: 10}, res)
 		jobs := jobRows(t, bundle.pool, "stripe_sync_event")
@@ -127,7 +125,7 @@ func TestBackfill(t *testing.T) {
 		seedCatalogue(t, bundle.pool, orgID, 1, 2)
 		seedCatalogue(t, bundle.pool, otherOrgID, 3, 7)
 
-		res, err := outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{Org: "0A000000000040008000" + "0000000000BB"})
+		res, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{Org: "0A000000000040008000" + "0000000000BB"})
 		require.NoError(t, err)
 		require.Equal(t, outbox.BackfillResult{Events: 5, Tickets: 15, Enqueued: 20}, res)
 		require.Equal(t, map[string]int{"stripe_sync_event": 5, "stripe_sync_ticket": 15}, queued(t, bundle.pool))
@@ -136,7 +134,7 @@ func TestBackfill(t *testing.T) {
 	t.Run("MalformedOrg", func(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
-		_, err := outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{Org: "acme"})
+		_, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{Org: "acme"})
 		var invalid *outbox.InvalidIDError
 		require.ErrorAs(t, err, &invalid)
 		require.Equal(t, "acme", invalid.ID)
@@ -146,7 +144,7 @@ func TestBackfill(t *testing.T) {
 		t.Parallel()
 		bundle := setup(t)
 		called := false
-		res, err := outbox.Backfill(ctx, bundle.pool, bundle.client, outbox.BackfillOptions{Progress: func(int, int) { called = true }})
+		res, err := outbox.Backfill(ctx, bundle.pool, outbox.BackfillOptions{Progress: func(int, int) { called = true }})
 		require.NoError(t, err)
 		require.Equal(t, outbox.BackfillResult{}, res)
 		require.False(t, called)
@@ -161,9 +159,7 @@ func TestBackfill(t *testing.T) {
 func BenchmarkBackfill(b *testing.B) {
 	ctx := context.Background()
 	pool := testdb.New(b)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: outbox.DefaultSchema})
-	require.NoError(b, err)
-	_, err = pool.Exec(ctx, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', 'acct_test')`, orgID)
+	_, err := pool.Exec(ctx, `INSERT INTO organisations (organisation_id, name, stripe_onbehalfof) VALUES ($1, 'Org', 'acct_test')`, orgID)
 	require.NoError(b, err)
 	seedCatalogue(b, pool, orgID, 1, 25000)
 	b.ResetTimer()
@@ -173,7 +169,7 @@ func BenchmarkBackfill(b *testing.B) {
 		require.NoError(b, err)
 		b.StartTimer()
 		start := time.Now()
-		res, err := outbox.Backfill(ctx, pool, client, outbox.BackfillOptions{})
+		res, err := outbox.Backfill(ctx, pool, outbox.BackfillOptions{})
 		require.NoError(b, err)
 		require.Equal(b, 100000, res.Enqueued)
 		b.Logf("backfill of %d entities took %s", res.Events+res.Tickets, time.Since(start).Round(time.Millisecond))

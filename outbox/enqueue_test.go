@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -272,9 +273,12 @@ func enqueue(t *testing.T, bundle *testBundle, entities ...outbox.Entity) []outb
 	return results
 }
 
-// TestTrigger_matchesRiver pins the SQL enqueue function to River's own
-// insert: if a River upgrade changes how it computes unique keys or bitmasks,
-// trigger inserts would stop collapsing into River's, and this fails.
+// TestTrigger_matchesRiver pins the SQL enqueue paths to River's own
+// insert: the triggers (fired by the host's own statements), the SQL
+// function jobs and the 4-argument stripe_sync_enqueue call, and the bulk
+// lane's stripe_sync_enqueue_many (backfill). If a River upgrade changes how
+// it computes unique keys or bitmasks, raw inserts would stop collapsing into
+// River's, and this fails.
 func TestTrigger_matchesRiver(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -284,38 +288,81 @@ func TestTrigger_matchesRiver(t *testing.T) {
 			t.Parallel()
 			bundle := setup(t)
 			id := "5e5e5e5e-0000-4000-8000-00000000abcd"
+			exec := func(sql string, args ...any) {
+				t.Helper()
+				_, err := bundle.pool.Exec(ctx, sql, args...)
+				require.NoError(t, err)
+			}
+			// The entity's row, for the trigger to fire on; its own insert's
+			// jobs are not what is compared.
+			parent := eventID(77)
+			exec(`INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Parent')`, parent, orgID)
+			fire := func() {
+				t.Helper()
+				switch kind {
+				case outbox.KindEvent:
+					exec(`INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Pinned') ON CONFLICT (event_id) DO UPDATE SET title = events.title || '!'`, id, orgID)
+				case outbox.KindTicket:
+					exec(`INSERT INTO event_tickets (id, event_id, name, price) VALUES ($1, $2, 'Pinned', 1) ON CONFLICT (id) DO UPDATE SET price = event_tickets.price + 1`, id, parent)
+				case outbox.KindOrg:
+					exec(`INSERT INTO organisations (organisation_id, name) VALUES ($1, 'Pinned') ON CONFLICT DO NOTHING`, id)
+					exec(`UPDATE organisations SET stripe_onbehalfof = coalesce(stripe_onbehalfof, 'acct_') || 'x' WHERE organisation_id = $1`, id)
+				}
+			}
+			onlyJob := func() int64 {
+				t.Helper()
+				var ids []int64
+				rows, err := bundle.pool.Query(ctx, `SELECT id FROM river_job WHERE kind = $1`, kind.JobKind())
+				require.NoError(t, err)
+				ids, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+				require.NoError(t, err)
+				require.Len(t, ids, 1, "one job for the entity")
+				return ids[0]
+			}
+			clear := func() { exec(`DELETE FROM river_job`) }
 
-			// River's row for the entity.
+			// River's row for the entity, in each lane.
+			clear()
 			results := enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
 			require.False(t, results[0].Duplicate)
-			river := rawJob(t, bundle.pool, results[0].JobID)
+			live := rawJob(t, bundle.pool, results[0].JobID)
+			clear()
+			results = enqueueBulk(t, bundle, outbox.Entity{Kind: kind, ID: id})
+			bulk := rawJob(t, bundle.pool, results[0].JobID)
+			require.EqualValues(t, outbox.PriorityBulk, bulk["priority"])
 
-			// The same entity through the SQL function, as a trigger calls it:
-			// it must collapse into River's job rather than insert a second.
-			_, err := bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
-				kind.JobKind(), string(kind), idField(kind), id)
-			require.NoError(t, err)
-			var count int
-			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM stripe_sync.river_job`).Scan(&count))
-			require.Equal(t, 1, count, "the trigger's insert must deduplicate against River's")
+			// Each SQL path must collapse into River's job rather than insert
+			// a second, and with River's row gone, insert a row equal to it
+			// in every column River reads; River's client must then see it
+			// as a duplicate.
+			for _, path := range []struct {
+				name string
+				want map[string]any
+				run  func()
+			}{
+				{"Trigger", live, fire},
+				{"EnqueueFunction", live, func() {
+					exec(`SELECT stripe_sync_enqueue($1, $2, $3, $4)`, kind.JobKind(), string(kind), idField(kind), id)
+				}},
+				{"EnqueueManyBulk", bulk, func() {
+					exec(`SELECT stripe_sync_enqueue_many($1, ARRAY[$2::uuid], $3)`, string(kind), id, outbox.PriorityBulk)
+				}},
+			} {
+				clear()
+				results = enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
+				path.run()
+				require.Equal(t, results[0].JobID, onlyJob(), "%s: must deduplicate against River's job", path.name)
 
-			// With River's row gone, the trigger's own row must equal it in
-			// every column River reads.
-			_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job`)
-			require.NoError(t, err)
-			_, err = bundle.pool.Exec(ctx, `SELECT stripe_sync_enqueue($1, $2, $3, $4)`,
-				kind.JobKind(), string(kind), idField(kind), id)
-			require.NoError(t, err)
-			var triggerJobID int64
-			require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT id FROM river_job`).Scan(&triggerJobID))
-			trigger := rawJob(t, bundle.pool, triggerJobID)
-			trigger["id"], river["id"] = nil, nil
-			require.Equal(t, river, trigger)
+				clear()
+				path.run()
+				got := rawJob(t, bundle.pool, onlyJob())
+				want := maps.Clone(path.want)
+				got["id"], want["id"] = nil, nil
+				require.Equal(t, want, got, path.name)
 
-			// And River's client must see the trigger's job as a duplicate.
-			results = enqueue(t, bundle, outbox.Entity{Kind: kind, ID: id})
-			require.True(t, results[0].Duplicate)
-			require.Equal(t, triggerJobID, results[0].JobID)
+				results = enqueueBulk(t, bundle, outbox.Entity{Kind: kind, ID: id})
+				require.True(t, results[0].Duplicate, path.name)
+			}
 		})
 	}
 }
@@ -391,4 +438,107 @@ func TestTrigger_hostRolesEnqueueWithoutReachingTheQueue(t *testing.T) {
 			require.JSONEq(t, `{"event_id":"`+eventID(90+n)+`"}`, string(jobs[0].EncodedArgs))
 		})
 	}
+}
+
+// TestTrigger_setBased covers statements that change many rows at once: the
+// statement-level triggers enqueue every changed entity, once, and nothing
+// for rows whose Stripe-visible columns are unchanged.
+func TestTrigger_setBased(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ticketID := func(n int) string { return fmt.Sprintf("07000000-0000-4000-8000-%012d", n) }
+
+	// seed inserts an event with n tickets, in two statements, and empties
+	// the queue and the recorded changes.
+	seed := func(t *testing.T, bundle *testBundle, n int) {
+		t.Helper()
+		_, err := bundle.pool.Exec(ctx, `INSERT INTO events (event_id, organisation_id, title) VALUES ($1, $2, 'Many')`, eventID(1), orgID)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `
+			INSERT INTO event_tickets (id, event_id, name, price)
+			SELECT ('07000000-0000-4000-8000-' || lpad(g::text, 12, '0'))::uuid, $1, 'Tier ' || g, g
+			FROM generate_series(1, $2::int) g`, eventID(1), n)
+		require.NoError(t, err)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_ticket"), n, "one statement inserting n tickets enqueues n jobs")
+		_, err = bundle.pool.Exec(ctx, `DELETE FROM river_job; DELETE FROM stripe_sync_state`)
+		require.NoError(t, err)
+	}
+	ticketJobs := func(t *testing.T, bundle *testBundle) []string {
+		t.Helper()
+		rows, err := bundle.pool.Query(ctx, `SELECT args->>'ticket_id' FROM river_job WHERE kind = 'stripe_sync_ticket' ORDER BY 1`)
+		require.NoError(t, err)
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		return ids
+	}
+
+	t.Run("UpdateEnqueuesOnlyRowsThatChanged", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 10)
+		// Tickets 1-10: even ones get a new price, odd ones the same value
+		// written again, and every one the worker's write-back.
+		_, err := bundle.pool.Exec(ctx, `
+			UPDATE event_tickets SET price = CASE WHEN price::int % 2 = 0 THEN price + 1 ELSE price END,
+			       stripe_price_id = 'price_' || price::int`)
+		require.NoError(t, err)
+		require.Equal(t, []string{ticketID(2), ticketID(4), ticketID(6), ticketID(8), ticketID(10)}, ticketJobs(t, bundle))
+		var changed int
+		require.NoError(t, bundle.pool.QueryRow(ctx, `SELECT count(*) FROM stripe_sync_state WHERE entity_type = 'ticket'`).Scan(&changed))
+		require.Equal(t, 5, changed, "unchanged rows record no change")
+
+		_, err = bundle.pool.Exec(ctx, `UPDATE event_tickets SET price = price + 1`)
+		require.NoError(t, err)
+		require.Len(t, ticketJobs(t, bundle), 10, "rows whose job already waits collapse into it")
+		require.NoError(t, bundle.pool.QueryRow(ctx,
+			`SELECT sum(wanted_version) FROM stripe_sync_state WHERE entity_type = 'ticket'`).Scan(&changed))
+		require.Equal(t, 15, changed, "every committed change is recorded")
+	})
+
+	t.Run("IdChangeEnqueuesOldAndNew", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 1)
+		_, err := bundle.pool.Exec(ctx, `UPDATE event_tickets SET id = $2 WHERE id = $1`, ticketID(1), ticketID(99))
+		require.NoError(t, err)
+		require.Equal(t, []string{ticketID(1), ticketID(99)}, ticketJobs(t, bundle))
+	})
+
+	t.Run("DeleteCascadesToTickets", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		seed(t, bundle, 5)
+		_, err := bundle.pool.Exec(ctx, `DELETE FROM events WHERE event_id = $1`, eventID(1))
+		require.NoError(t, err)
+		require.Len(t, jobRows(t, bundle.pool, "stripe_sync_event"), 1)
+		require.Len(t, ticketJobs(t, bundle), 5)
+	})
+
+	t.Run("OneStatementNotifiesOnce", func(t *testing.T) {
+		t.Parallel()
+		bundle := setup(t)
+		listener, err := bundle.pool.Acquire(ctx)
+		require.NoError(t, err)
+		defer listener.Release()
+		_, err = listener.Exec(ctx, `LISTEN "stripe_sync.river_insert"`)
+		require.NoError(t, err)
+		seed(t, bundle, 20)
+		_, err = bundle.pool.Exec(ctx, `UPDATE event_tickets SET name = name || '!'`)
+		require.NoError(t, err)
+		_, err = bundle.pool.Exec(ctx, `SELECT pg_notify('stripe_sync.river_insert', 'marker')`)
+		require.NoError(t, err)
+		var payloads []string
+		for {
+			waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			n, err := listener.Conn().WaitForNotification(waitCtx)
+			cancel()
+			require.NoError(t, err)
+			if n.Payload == "marker" {
+				break
+			}
+			payloads = append(payloads, n.Payload)
+		}
+		// The event insert, the tickets' insert, the update: one each.
+		require.Len(t, payloads, 3)
+	})
 }

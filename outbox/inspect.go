@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,19 +20,23 @@ type Querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// JobCount is how many sync jobs of one Kind are in one state.
+// JobCount is how many sync jobs of one Kind are in one state and lane.
 type JobCount struct {
 	Kind  Kind
 	State rivertype.JobState
+	// Lane is "live" or "bulk" (see Lane).
+	Lane  string
 	Count int
 }
 
-// CountJobs returns the sync jobs by Kind and state, in Kinds order and
-// then River's order of states, leaving out pairs with no job. Jobs of other
+// CountJobs returns the sync jobs by Kind, state and lane, in Kinds order,
+// then River's order of states, then the live lane first, leaving out
+// combinations with no job. Jobs of other
 // kinds on Queue (the worker's periodic resync and prune) are not counted.
 func CountJobs(ctx context.Context, q Querier) ([]JobCount, error) {
 	rows, err := q.Query(ctx, `
-		SELECT kind, state::text, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY kind, state`, JobKinds(Kinds...))
+		SELECT kind, state::text, priority > $2, count(*) FROM river_job WHERE kind = ANY($1) GROUP BY 1, 2, 3`,
+		JobKinds(Kinds...), PriorityLive)
 	if err != nil {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
@@ -39,9 +44,14 @@ func CountJobs(ctx context.Context, q Querier) ([]JobCount, error) {
 		var (
 			c           JobCount
 			kind, state string
+			bulk        bool
 		)
-		if err := row.Scan(&kind, &state, &c.Count); err != nil {
+		if err := row.Scan(&kind, &state, &bulk, &c.Count); err != nil {
 			return c, err
+		}
+		c.Lane = Lane(PriorityLive)
+		if bulk {
+			c.Lane = Lane(PriorityBulk)
 		}
 		c.Kind, err = ParseKind(kind)
 		c.State = rivertype.JobState(state)
@@ -55,7 +65,10 @@ func CountJobs(ctx context.Context, q Querier) ([]JobCount, error) {
 		if c := slices.Index(Kinds, a.Kind) - slices.Index(Kinds, b.Kind); c != 0 {
 			return c
 		}
-		return stateRank(a.State) - stateRank(b.State)
+		if c := stateRank(a.State) - stateRank(b.State); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Lane, a.Lane) // live before bulk
 	})
 	return counts, nil
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // Figures names every figure Run knows, in the order it runs them.
-var Figures = []string{"trigger", "drain", "latency", "rate", "writes", "backfill", "drift"}
+var Figures = []string{"trigger", "statements", "drain", "latency", "rate", "writes", "backfill", "drift", "lanes"}
 
 // Config is one run's settings. Zero values take the defaults make bench
 // uses.
@@ -52,6 +52,16 @@ type Config struct {
 	RateConcurrency int           // 50
 	BackfillEvents  int           // 25,000 events, 3 tickets each: 100,000 entities
 	RSSWindow       time.Duration // 10 s of worker life per RSS reading
+	// StatementTickets is how many ticket rows figure 8's set-based
+	// INSERT and UPDATE change in one statement (10,000), and
+	// StatementCascade how many tickets the deleted event has (1,000).
+	StatementTickets int
+	StatementCascade int
+	LanesEntities    int // 10,000 entities backfilled in figure 9
+	LanesEdits       int // 30 edits, one a second
+	LanesConcurrency int // 20: syncctl worker --concurrency in figure 9
+	// LanesRepetitions of figure 9, whose runs take minutes. Defaults to 1.
+	LanesRepetitions int
 }
 
 func (c *Config) defaults() {
@@ -76,6 +86,12 @@ func (c *Config) defaults() {
 	setInt(&c.RateConcurrency, 50)
 	setInt(&c.BackfillEvents, 25000)
 	setDur(&c.RSSWindow, 10*time.Second)
+	setInt(&c.StatementTickets, 10000)
+	setInt(&c.StatementCascade, 1000)
+	setInt(&c.LanesEntities, 10000)
+	setInt(&c.LanesEdits, 30)
+	setInt(&c.LanesConcurrency, 20)
+	setInt(&c.LanesRepetitions, 1)
 	if c.OutDir == "" {
 		c.OutDir = filepath.Join(".tmp", "bench")
 	}
@@ -126,13 +142,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}}
 
 	steps := map[string]func(context.Context) error{
-		"trigger":  b.figureTrigger,
-		"drain":    b.figureDrain,
-		"latency":  b.figureLatency,
-		"rate":     b.figureRate,
-		"writes":   b.figureWrites,
-		"backfill": b.figureBackfill,
-		"drift":    b.figureDrift,
+		"trigger":    b.figureTrigger,
+		"statements": b.figureStatements,
+		"drain":      b.figureDrain,
+		"latency":    b.figureLatency,
+		"rate":       b.figureRate,
+		"writes":     b.figureWrites,
+		"backfill":   b.figureBackfill,
+		"drift":      b.figureDrift,
+		"lanes":      b.figureLanes,
 	}
 	for _, name := range Figures {
 		if len(cfg.Only) > 0 && !slices.Contains(cfg.Only, name) {

@@ -291,15 +291,17 @@ func TestRun_smallScale(t *testing.T) {
 	dbURL := os.Getenv("TEST_DATABASE_URL")
 	require.NotEmpty(t, dbURL, "TEST_DATABASE_URL is not set; run the tests with `make test`")
 	report, err := Run(context.Background(), Config{
-		DatabaseURL:     dbURL,
-		Only:            []string{"trigger", "drain", "latency", "writes"},
-		Repetitions:     1,
-		OutDir:          t.TempDir(),
-		TriggerRows:     50,
-		TriggerDuration: 100 * time.Millisecond,
-		DrainJobs:       30,
-		Concurrency:     5,
-		LatencyInserts:  3,
+		DatabaseURL:      dbURL,
+		Only:             []string{"trigger", "statements", "drain", "latency", "writes"},
+		Repetitions:      1,
+		OutDir:           t.TempDir(),
+		TriggerRows:      50,
+		TriggerDuration:  100 * time.Millisecond,
+		StatementTickets: 100,
+		StatementCascade: 10,
+		DrainJobs:        30,
+		Concurrency:      5,
+		LatencyInserts:   3,
 	})
 	require.NoError(t, err)
 	var figures []string
@@ -315,6 +317,10 @@ func TestRun_smallScale(t *testing.T) {
 	}
 	require.Equal(t, []string{
 		"1a UPDATEs with sync trigger / none", "1b UPDATEs with sync trigger / seed's",
+		"1c UPDATEs with River's row alone / none", "1d UPDATEs with sync trigger / River's row alone",
+		"1e sync trigger, River's bitmask function inlinable / as locked down",
+		"8a INSERT of 100 tickets, one statement", "8b UPDATE of 100 tickets, one statement", "8c DELETE of an event with 10 tickets",
+		"8d INSERT, sync trigger / floor", "8e UPDATE, sync trigger / floor", "8f DELETE with cascade, sync trigger / floor",
 		"2a drain / River no-op drain", "2b drain / minimal job drain", "2c DB round trips per job", "2d server CPU per job",
 		"3a commit-to-Stripe p50", "3b commit-to-Stripe p99",
 		"5a writes: burst of 100 updates to one event", "5b writes: unchanged update (1 event, 1 ticket)",
@@ -330,5 +336,5 @@ func TestRun_smallScale(t *testing.T) {
 func TestRun_unknownFigure(t *testing.T) {
 	t.Parallel()
 	_, err := Run(context.Background(), Config{DatabaseURL: "postgres://unused", Only: []string{"speed"}})
-	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, drain, latency, rate, writes, backfill, drift)`)
+	require.EqualError(t, err, `unknown figure "speed" (want one of trigger, statements, drain, latency, rate, writes, backfill, drift, lanes)`)
 }

@@ -18,8 +18,13 @@
 //  1. Trigger cost. UPDATEs per second on events (10,000 rows, 4 clients, a
 //     random row's title per autocommit UPDATE, 3 s per variant, from an
 //     empty queue) with the sync trigger, divided by the same with no trigger
-//     (1a, target >= 0.70) and with the seed's pg_notify trigger (1b). The
-//     three databases take turns within each repetition.
+//     (1a, target >= 0.5, issue 12) and with the seed's pg_notify trigger (1b,
+//     target >= 1.0). 1c is the floor: a row trigger inserting only the sync
+//     trigger's river_job row (the same unique key, ON CONFLICT DO NOTHING),
+//     against no trigger; 1d how close the sync trigger gets to it. 1e is the
+//     sync trigger with River's river_job_state_in_bitmask left inlinable
+//     (its search_path RESET) against the sync trigger as the lockdown leaves
+//     it. The five databases take turns within each repetition.
 //  2. Drain. Synced entities per second when 10,000 event jobs wait (first
 //     syncs: each creates its Product, no tickets), zero-latency emulator, no
 //     rate limit, the real workers (jobs.NewClient), divided by River's own
@@ -65,4 +70,20 @@
 //     --webhook-addr` does, from the edit to Stripe answering the repairing
 //     update, against the same rename made in the database (commit-to-Stripe).
 //     The note gives the Stripe writes per edit (1).
+//  9. An edit during a backfill (issue 12): LanesEntities (10,000) entities
+//     backfilled (outbox.Backfill, the bulk lane) while `syncctl worker --rate
+//     100 --concurrency 20` works them against an emulator answering in
+//     50-150 ms and refusing any request past 100 in a sliding second; one
+//     already-synced event is edited every second, 30 times, and each edit's
+//     time from its UPDATE to the emulator holding the new name is measured.
+//     The baseline is the same run with every backfill job moved to the live
+//     lane, as the queue was before lanes: the edit's job waits its turn.
+//     p50 (9a) and p99 (9b, target < 2 s). One repetition by default
+//     (-lanes-reps): without lanes a run lasts as long as the backlog.
+//  8. Set-based statements (issue 12): one autocommit statement changing many
+//     rows, with the sync (statement-level) triggers against none, in two
+//     databases taking turns, each from an empty queue: an INSERT of 10,000
+//     tickets (8a), an UPDATE of the same 10,000 (8b), and a DELETE of an
+//     event with 1,000 tickets, which the foreign key cascades (8c); targets
+//     >= 0.5. The sync run must leave one job per changed row.
 package bench

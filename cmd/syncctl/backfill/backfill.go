@@ -69,7 +69,7 @@ type Summary struct {
 }
 
 func backfillRun(ctx context.Context, opts *Options) error {
-	pool, client, err := opts.Factory.River(ctx, "syncctl backfill")
+	pool, err := opts.Factory.Pool(ctx, "syncctl backfill")
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func backfillRun(ctx context.Context, opts *Options) error {
 		bar = &progressBar{w: streams.ErrOut}
 		bo.Progress = bar.draw
 	}
-	res, err := outbox.Backfill(ctx, pool, client, bo)
+	res, err := outbox.Backfill(ctx, pool, bo)
 	bar.finish()
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)

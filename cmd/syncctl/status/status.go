@@ -77,10 +77,13 @@ type Worker struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 }
 
-// QueueDepth counts the sync jobs of one kind in one state.
+// QueueDepth counts the sync jobs of one kind in one state and lane.
 type QueueDepth struct {
 	Kind  string `json:"kind"`
 	State string `json:"state"`
+	// Lane is "live" (host changes, enqueue) or "bulk" (backfill,
+	// reconcile --fix, account moves, resync): see outbox.Lane.
+	Lane  string `json:"lane"`
 	Count int    `json:"count"`
 }
 
@@ -169,7 +172,7 @@ func gather(ctx context.Context, pool *pgxpool.Pool, now time.Time) (*Status, er
 		return nil, err
 	}
 	for _, c := range counts {
-		st.Queue = append(st.Queue, QueueDepth{Kind: string(c.Kind), State: string(c.State), Count: c.Count})
+		st.Queue = append(st.Queue, QueueDepth{Kind: string(c.Kind), State: string(c.State), Lane: c.Lane, Count: c.Count})
 	}
 
 	waiting, err := outbox.OldestWaiting(ctx, pool, now)
@@ -275,7 +278,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 
 	queue := make([][]string, len(st.Queue))
 	for i, d := range st.Queue {
-		queue[i] = []string{d.Kind, d.State, strconv.Itoa(d.Count)}
+		queue[i] = []string{d.Kind, d.State, d.Lane, strconv.Itoa(d.Count)}
 	}
 	health := make([][]string, len(st.Health))
 	for i, h := range st.Health {
@@ -294,7 +297,7 @@ func write(out *cmdutil.IOStreams, st *Status, now time.Time) error {
 		header []string
 		rows   [][]string
 	}{
-		{"Queue", []string{"KIND", "STATE", "JOBS"}, queue},
+		{"Queue", []string{"KIND", "STATE", "LANE", "JOBS"}, queue},
 		{"Sync log, last 24 h", []string{"TYPE", "SUCCESS", "FAILED", "SKIPPED", "LAST SYNC"}, health},
 		{"Latest error per kind", []string{"KIND", "WHEN", "JOB", "ENTITY", "ERROR"}, latest},
 	} {

@@ -71,7 +71,8 @@ func troubled(t *testing.T) *testBundle {
 		outbox.Entity{Kind: outbox.KindTicket, ID: ticket}, outbox.Entity{Kind: outbox.KindOrg, ID: org})
 	b.Exec(t, `INSERT INTO river_leader (leader_id, elected_at, expires_at) VALUES ('worker-host-1', $1, $2)`, b.ago(time.Hour), b.ago(5*time.Minute))
 	b.Exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 101, b.ago(3*time.Minute+12*time.Second))
-	b.Exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2 WHERE id = $1`, 102, b.ago(10*time.Second))
+	// 102 waits in the bulk lane (a backfill's job).
+	b.Exec(t, `UPDATE river_job SET created_at = $2, scheduled_at = $2, priority = 3 WHERE id = $1`, 102, b.ago(10*time.Second))
 	b.Exec(t, `UPDATE river_job SET state = 'retryable', attempt = 2, scheduled_at = $2, attempted_at = $3, errors = ARRAY[
 			jsonb_build_object('at', $4::timestamptz, 'attempt', 1, 'error', 'stripe create_price: network error: reset', 'trace', ''),
 			jsonb_build_object('at', $3::timestamptz, 'attempt', 2, 'error', 'stripe create_price: 500: boom', 'trace', '')]
@@ -113,10 +114,11 @@ func TestStatusRun(t *testing.T) {
 			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
-			"KIND    STATE      JOBS\n"+
-			"event   available  2\n"+
-			"ticket  retryable  1\n"+
-			"org     discarded  1\n"+
+			"KIND    STATE      LANE  JOBS\n"+
+			"event   available  live  1\n"+
+			"event   available  bulk  1\n"+
+			"ticket  retryable  live  1\n"+
+			"org     discarded  live  1\n"+
 			"\n"+
 			"Sync log, last 24 h:\n"+
 			"TYPE    SUCCESS  FAILED  SKIPPED  LAST SYNC\n"+
@@ -143,9 +145,10 @@ func TestStatusRun(t *testing.T) {
 			"Unreachable accounts:  none\n"+
 			"\n"+
 			"Queue:\n"+
-			"event   available  2\n"+
-			"ticket  retryable  1\n"+
-			"org     discarded  1\n"+
+			"event   available  live  1\n"+
+			"event   available  bulk  1\n"+
+			"ticket  retryable  live  1\n"+
+			"org     discarded  live  1\n"+
 			"\n"+
 			"Sync log, last 24 h:\n"+
 			"event   1  1  0  "+at(30*time.Minute)+"\n"+
@@ -220,9 +223,10 @@ func TestStatusRun(t *testing.T) {
 
 		require.Equal(t, map[string]any{"alive": false, "processes": 0.0, "leader_id": "worker-host-1", "elected_at": at(time.Hour), "expires_at": at(5 * time.Minute)}, doc["worker"])
 		require.Equal(t, []any{
-			map[string]any{"kind": "event", "state": "available", "count": 2.0},
-			map[string]any{"kind": "ticket", "state": "retryable", "count": 1.0},
-			map[string]any{"kind": "org", "state": "discarded", "count": 1.0},
+			map[string]any{"kind": "event", "state": "available", "lane": "live", "count": 1.0},
+			map[string]any{"kind": "event", "state": "available", "lane": "bulk", "count": 1.0},
+			map[string]any{"kind": "ticket", "state": "retryable", "lane": "live", "count": 1.0},
+			map[string]any{"kind": "org", "state": "discarded", "lane": "live", "count": 1.0},
 		}, doc["queue"])
 		require.Equal(t, map[string]any{"job_id": 101.0, "kind": "event", "entity_id": event1, "ready_since": at(3*time.Minute + 12*time.Second), "age_seconds": 192.0}, doc["oldest_waiting"])
 		require.Equal(t, map[string]any{"entity_type": "event", "success": 1.0, "failed": 1.0, "skipped": 0.0, "last_sync": at(30 * time.Minute)}, doc["health"].([]any)[0])

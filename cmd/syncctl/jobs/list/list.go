@@ -99,9 +99,12 @@ func stateNames() []string {
 type Job struct {
 	ID int64 `json:"id"`
 	// Kind is the entity kind: event, ticket or org.
-	Kind        string     `json:"kind"`
-	EntityID    string     `json:"entity_id"`
-	State       string     `json:"state"`
+	Kind     string `json:"kind"`
+	EntityID string `json:"entity_id"`
+	State    string `json:"state"`
+	// Lane is "live" or "bulk" (see outbox.Lane): the live lane is worked
+	// first.
+	Lane        string     `json:"lane"`
 	Attempt     int        `json:"attempt"`
 	MaxAttempts int        `json:"max_attempts"`
 	CreatedAt   time.Time  `json:"created_at"`
@@ -150,7 +153,7 @@ func listRun(ctx context.Context, opts *Options) error {
 		return nil
 	}
 	now := opts.Factory.Clock()
-	table := cmdutil.NewTable(io, "ID", "KIND", "ENTITY", "STATE", "ATTEMPT", "WHEN", "LAST ERROR")
+	table := cmdutil.NewTable(io, "ID", "KIND", "ENTITY", "STATE", "LANE", "ATTEMPT", "WHEN", "LAST ERROR")
 	for _, j := range jobs {
 		// A job waiting for a later run says when; any other, when it was
 		// created.
@@ -162,7 +165,7 @@ func listRun(ctx context.Context, opts *Options) error {
 		if j.LastError != nil {
 			lastError = *j.LastError
 		}
-		table.Row(strconv.FormatInt(j.ID, 10), j.Kind, orDash(j.EntityID), j.State,
+		table.Row(strconv.FormatInt(j.ID, 10), j.Kind, orDash(j.EntityID), j.State, j.Lane,
 			fmt.Sprintf("%d/%d", j.Attempt, j.MaxAttempts), io.When(when, now), io.Cell(lastError, errorWidth))
 	}
 	return table.Flush()
@@ -170,7 +173,7 @@ func listRun(ctx context.Context, opts *Options) error {
 
 func fromRow(row *rivertype.JobRow) Job {
 	j := Job{
-		ID: row.ID, Kind: row.Kind, State: string(row.State),
+		ID: row.ID, Kind: row.Kind, State: string(row.State), Lane: outbox.Lane(row.Priority),
 		Attempt: row.Attempt, MaxAttempts: row.MaxAttempts,
 		CreatedAt: row.CreatedAt.UTC(), ScheduledAt: row.ScheduledAt.UTC(),
 		AttemptedAt: utc(row.AttemptedAt), FinalizedAt: utc(row.FinalizedAt),

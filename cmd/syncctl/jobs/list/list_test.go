@@ -55,9 +55,9 @@ func seed(t *testing.T) cmdtest.Command[Options] {
 	// 102: an event synced two hours ago.
 	db.Exec(t, `UPDATE river_job SET state = 'completed', attempt = 1, created_at = $1, scheduled_at = $1, attempted_at = $1,
 		finalized_at = $1 WHERE id = 102`, now.Add(-2*time.Hour))
-	// 103: a ticket waiting 40 s for its third attempt, with a long
-	// multi-line error.
-	db.Exec(t, `UPDATE river_job SET state = 'retryable', attempt = 2, created_at = $1, scheduled_at = $5, attempted_at = $2,
+	// 103: a ticket in the bulk lane waiting 40 s for its third attempt,
+	// with a long multi-line error.
+	db.Exec(t, `UPDATE river_job SET state = 'retryable', priority = 3, attempt = 2, created_at = $1, scheduled_at = $5, attempted_at = $2,
 		errors = ARRAY[jsonb_build_object('at', $1::timestamptz, 'attempt', 1, 'error', 'first failure', 'trace', ''), `+errJSON+`] WHERE id = 103`,
 		now.Add(-10*time.Minute), now.Add(-time.Minute), 2,
 		"stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\nsecond line",
@@ -75,11 +75,11 @@ func TestListRun(t *testing.T) {
 		t.Parallel()
 		out, errOut := cmd.MustRun(t, true)
 		require.Equal(t, ""+
-			"ID   KIND    ENTITY                                STATE      ATTEMPT  WHEN       LAST ERROR\n"+
-			"104  event   0e000000-0000-4000-8000-000000000002  available  0/25     3m12s ago  -\n"+
-			"103  ticket  07000000-0000-4000-8000-000000000001  retryable  2/25     in 40s     stripe create_price: 500: An unknown error occurred while...\n"+
-			"102  event   0e000000-0000-4000-8000-000000000001  completed  1/25     2h0m ago   -\n"+
-			"101  org     0a000000-0000-4000-8000-000000000001  discarded  25/25    1d3h ago   stripe update_product: 401: Invalid API Key provided\n", out)
+			"ID   KIND    ENTITY                                STATE      LANE  ATTEMPT  WHEN       LAST ERROR\n"+
+			"104  event   0e000000-0000-4000-8000-000000000002  available  live  0/25     3m12s ago  -\n"+
+			"103  ticket  07000000-0000-4000-8000-000000000001  retryable  bulk  2/25     in 40s     stripe create_price: 500: An unknown error occurred while...\n"+
+			"102  event   0e000000-0000-4000-8000-000000000001  completed  live  1/25     2h0m ago   -\n"+
+			"101  org     0a000000-0000-4000-8000-000000000001  discarded  live  25/25    1d3h ago   stripe update_product: 401: Invalid API Key provided\n", out)
 		require.Empty(t, errOut)
 	})
 
@@ -87,10 +87,10 @@ func TestListRun(t *testing.T) {
 		t.Parallel()
 		out, _ := cmd.MustRun(t, false)
 		require.Equal(t, ""+
-			"104  event   0e000000-0000-4000-8000-000000000002  available  0/25   2026-03-01T11:56:48Z  -\n"+
-			"103  ticket  07000000-0000-4000-8000-000000000001  retryable  2/25   2026-03-01T12:00:40Z  stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\n"+
-			"102  event   0e000000-0000-4000-8000-000000000001  completed  1/25   2026-03-01T10:00:00Z  -\n"+
-			"101  org     0a000000-0000-4000-8000-000000000001  discarded  25/25  2026-02-28T09:00:00Z  stripe update_product: 401: Invalid API Key provided\n", out)
+			"104  event   0e000000-0000-4000-8000-000000000002  available  live  0/25   2026-03-01T11:56:48Z  -\n"+
+			"103  ticket  07000000-0000-4000-8000-000000000001  retryable  bulk  2/25   2026-03-01T12:00:40Z  stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\n"+
+			"102  event   0e000000-0000-4000-8000-000000000001  completed  live  1/25   2026-03-01T10:00:00Z  -\n"+
+			"101  org     0a000000-0000-4000-8000-000000000001  discarded  live  25/25  2026-02-28T09:00:00Z  stripe update_product: 401: Invalid API Key provided\n", out)
 	})
 
 	t.Run("Filters", func(t *testing.T) {
@@ -122,11 +122,11 @@ func TestListRun(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(out), &doc))
 		require.Len(t, doc.Jobs, 2)
 		for _, j := range doc.Jobs {
-			require.ElementsMatch(t, []string{"id", "kind", "entity_id", "state", "attempt", "max_attempts",
+			require.ElementsMatch(t, []string{"id", "kind", "entity_id", "state", "lane", "attempt", "max_attempts",
 				"created_at", "scheduled_at", "attempted_at", "finalized_at", "last_error"}, cmdtest.Keys(j))
 		}
 		require.Equal(t, map[string]any{
-			"id": 103.0, "kind": "ticket", "entity_id": ticket, "state": "retryable", "attempt": 2.0, "max_attempts": 25.0,
+			"id": 103.0, "kind": "ticket", "entity_id": ticket, "state": "retryable", "lane": "bulk", "attempt": 2.0, "max_attempts": 25.0,
 			"created_at": "2026-03-01T11:50:00Z", "scheduled_at": "2026-03-01T12:00:40Z", "attempted_at": "2026-03-01T11:59:00Z",
 			"finalized_at": nil,
 			"last_error":   "stripe create_price: 500: An unknown error occurred while talking to the emulator, which was told to fail\nsecond line",

@@ -40,6 +40,12 @@ func run() int {
 	flag.IntVar(&cfg.BackfillEvents, "backfill-events", 25000, "events (3 tickets each) to backfill (figure 6)")
 	flag.DurationVar(&cfg.TriggerDuration, "trigger-duration", 3*time.Second, "UPDATE time per variant and repetition (figure 1)")
 	flag.DurationVar(&cfg.RSSWindow, "rss-window", 10*time.Second, "how long the worker runs before its peak RSS is read (figure 6)")
+	flag.IntVar(&cfg.StatementTickets, "statement-tickets", 10000, "ticket rows one INSERT or UPDATE statement changes (figure 8)")
+	flag.IntVar(&cfg.StatementCascade, "statement-cascade", 1000, "tickets of the event one DELETE removes (figure 8)")
+	flag.IntVar(&cfg.LanesEntities, "lanes-entities", 10000, "entities backfilled in figure 9 (edit during a backfill)")
+	flag.IntVar(&cfg.LanesEdits, "lanes-edits", 30, "edits in figure 9, one a second")
+	flag.IntVar(&cfg.LanesConcurrency, "lanes-concurrency", 20, "syncctl worker --concurrency in figure 9")
+	flag.IntVar(&cfg.LanesRepetitions, "lanes-reps", 1, "repetitions of figure 9 (each takes minutes without lanes)")
 	flag.Parse()
 	if only != "" {
 		cfg.Only = strings.Split(only, ",")
