@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
 
@@ -222,13 +224,57 @@ func skipUnreachable(o *outcome) {
 		"the sync resumes when the organisation's stripe_onbehalfof changes or `syncctl enqueue org` runs", ue.Account, ue.Reason))
 }
 
-// clearUnreachable forgets that the organisation's current account refused
-// the platform: its job runs when the account changes or an operator
-// enqueues it, and then re-enqueues the whole catalogue.
+// parkRefused ends a round that did everything but archive objects on
+// accounts that refused us (deauthorised: Stripe answers every request there
+// 403 until the organisation lets the platform in again). Retrying would
+// only burn River's attempts in seconds, each refused without a request
+// (the guard), and end discarded. Instead the accounts are marked
+// unreachable, they stay listed in the entity's accounts, what was
+// recorded stays as it was (in doubt: it names the objects the clean-up
+// must still archive), and the job completes. When the mark is cleared
+// (clearUnreachable: the organisation's account changes, `syncctl enqueue
+// org`), every entity still listing the account is enqueued, and its job
+// archives what is left there.
+func parkRefused(o *outcome) {
+	var accounts []string
+	switch {
+	case o.err == nil && len(o.refused) > 0:
+		accounts = uniqueNonEmpty(o.refused...)
+		o.pushed = false
+	case o.err != nil && errors.Is(o.err, errRefused):
+		accounts = uniqueNonEmpty(o.accounts...)
+		o.err = nil
+		o.skip(o.action, "")
+	default:
+		return
+	}
+	reason := "refused to archive an object of ours (403: deauthorised?)"
+	for _, account := range accounts {
+		o.pre = append(o.pre, stmt{sql: markUnreachableSQL, args: []any{account, reason}, rank: rankTicketState})
+	}
+	note := fmt.Sprintf("could not archive on %s, which refuses us: it stays listed and is archived once the account "+
+		"lets us in again (its organisation's account changes, or `syncctl enqueue org`)", strings.Join(accounts, ", "))
+	o.message = strings.TrimPrefix(o.message+"; "+note, "; ")
+}
+
+// clearUnreachable forgets that the organisation's accounts (its current one
+// and those its events' objects were written to) refused the platform: its job runs when the account changes or an operator
+// enqueues it, and then re-enqueues the whole catalogue. Every entity whose
+// objects may still be active on a cleared account (listed in its
+// accounts: a move or a delete could not archive there) is enqueued too, in
+// the bulk lane, events before tickets (the host's lock order).
 func clearUnreachable(ctx context.Context, tx pgx.Tx, orgID string, logger *slog.Logger) error {
+	// The organisation's current account, and every account its events'
+	// objects were written to (an account it moved away from, whose
+	// clean-up the mark holds back).
 	rows, err := tx.Query(ctx, `
-		DELETE FROM stripe_sync_unreachable_account u USING organisations o
-		WHERE o.organisation_id = $1 AND u.account = o.stripe_onbehalfof
+		DELETE FROM stripe_sync_unreachable_account u
+		WHERE u.account IN (
+			SELECT o.stripe_onbehalfof FROM organisations o WHERE o.organisation_id = $1
+			UNION
+			SELECT unnest(s.accounts) FROM stripe_sync_state s
+			JOIN events e ON s.entity_type = 'event' AND s.entity_id = e.event_id
+			WHERE e.organisation_id = $1)
 		RETURNING u.account`, orgID)
 	if err != nil {
 		return fmt.Errorf("clear unreachable account of organisation %s: %w", orgID, err)
@@ -239,6 +285,17 @@ func clearUnreachable(ctx context.Context, tx pgx.Tx, orgID string, logger *slog
 	}
 	for _, account := range cleared {
 		logger.Info("connected account no longer marked unreachable", slog.String("account", account), slog.String("organisation_id", orgID))
+	}
+	if len(cleared) == 0 {
+		return nil
+	}
+	for _, kind := range []string{"event", "ticket"} {
+		if _, err := tx.Exec(ctx, `
+			SELECT stripe_sync_enqueue_many($1, array_agg(entity_id ORDER BY entity_id), $3)
+			FROM stripe_sync_state WHERE entity_type = $1 AND accounts && $2::text[]
+			HAVING count(*) > 0`, kind, cleared, outbox.PriorityBulk); err != nil {
+			return fmt.Errorf("enqueue what is left on %v: %w", cleared, err)
+		}
 	}
 	return nil
 }

@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/lodgetix/stripe-sync/internal/synctesting"
 	"github.com/lodgetix/stripe-sync/jobs"
+	"github.com/lodgetix/stripe-sync/outbox"
 )
 
 const (
@@ -157,8 +159,14 @@ func TestEventWorker_unreachableAccountBlocksNothing(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// The account answers again: a retry cleans it too.
+	// It refused us, so it is marked unreachable and the jobs completed
+	// rather than burning River's attempts on it.
+	requireMarked(t, b, account)
+
+	// The account lets us in again and the operator re-enqueues its
+	// organisation, which clears the mark: what was left there is archived.
 	refuse.Store(false)
+	enqueueOrg(t, b, orgID)
 	deadline = time.Now().Add(60 * time.Second)
 	for {
 		p := product(t, b, account, jobs.ProductID(ev))
@@ -166,8 +174,7 @@ func TestEventWorker_unreachableAccountBlocksNothing(t *testing.T) {
 		if !p.Active && active == 0 {
 			break
 		}
-		require.True(t, time.Now().Before(deadline), "the refusing account was never retried")
-		retryNow(t, b)
+		require.True(t, time.Now().Before(deadline), "the refusing account was never cleaned")
 		time.Sleep(50 * time.Millisecond)
 	}
 	b.WaitIdle(t, 20*time.Second)
@@ -209,10 +216,11 @@ func TestTicketWorker_moveOffRefusingAccountForgetsNothing(t *testing.T) {
 	first := activePrice(t, b, account, tk)
 	oldPrice.Store(&first.ID)
 
-	// A new amount: the new Price is created, archiving the old one refused.
+	// A new amount: the new Price is created, archiving the old one refused:
+	// the account is marked unreachable.
 	refuseArchive.Store(true)
 	b.Exec(t, `UPDATE event_tickets SET price = 20 WHERE id = $1`, tk)
-	waitJobRetrying(t, b, "stripe_sync_ticket", "ticket_id", tk, 10*time.Second)
+	requireMarked(t, b, account)
 	// Then the whole account refuses, and the event moves away from it.
 	refuseAll.Store(true)
 	b.Exec(t, `UPDATE events SET organisation_id = $2 WHERE event_id = $1`, ev, otherOrg)
@@ -227,9 +235,11 @@ func TestTicketWorker_moveOffRefusingAccountForgetsNothing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
-	// The account answers again; the ticket is deleted.
+	// The account answers again and its organisation is re-enqueued (the
+	// mark cleared); the ticket is deleted.
 	refuseArchive.Store(false)
 	refuseAll.Store(false)
+	enqueueOrg(t, b, orgID)
 	b.Exec(t, `DELETE FROM event_tickets WHERE id = $1`, tk)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -243,4 +253,30 @@ func TestTicketWorker_moveOffRefusingAccountForgetsNothing(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.WaitIdle(t, 20*time.Second)
+}
+
+// requireMarked waits until account is marked unreachable.
+func requireMarked(t *testing.T, b *synctesting.Bundle, account string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var marked bool
+		require.NoError(t, b.Pool.QueryRow(context.Background(),
+			`SELECT EXISTS (SELECT FROM stripe_sync_unreachable_account WHERE account = $1)`, account).Scan(&marked))
+		if marked {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "%s was never marked unreachable", account)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// enqueueOrg is `syncctl enqueue org ID`: what an operator runs once the
+// organisation has let the platform in again.
+func enqueueOrg(t *testing.T, b *synctesting.Bundle, orgID string) {
+	t.Helper()
+	require.NoError(t, pgx.BeginFunc(context.Background(), b.Pool, func(tx pgx.Tx) error {
+		_, err := outbox.Enqueue(context.Background(), b.River, tx, outbox.Entity{Kind: outbox.KindOrg, ID: orgID})
+		return err
+	}))
 }

@@ -54,9 +54,9 @@ type outcome struct {
 	err     error
 	// refused lists accounts that refused to archive a stale object (a
 	// deauthorised account) although the round otherwise succeeded; they
-	// stay in accounts. The job then fails with errRefused, so River retries
-	// the clean-up later, unless this outcome is a parent's inside a
-	// ticket's round, whose own outcome takes them over.
+	// stay in accounts and are marked unreachable (parkRefused); clearing the
+	// mark enqueues the entity again for the clean-up. A parent's outcome
+	// inside a ticket's round hands them to the ticket's own outcome.
 	refused []string
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -107,17 +106,7 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 		return false, nil, err
 	}
 	skipUnreachable(o)
-	if o.err == nil && len(o.refused) > 0 {
-		// In step on the current account, but an old one still holds an
-		// active object: fail so River retries the clean-up with its
-		// backoff. What was recorded stays as it was (in doubt): it names the
-		// old account's object, which the retry must still archive (a
-		// Price's id is found nowhere else once the lookup key moved on).
-		o.pushed = false
-		o.status, o.err = StatusFailed, fmt.Errorf("could not archive on %s (retrying later): %w",
-			strings.Join(uniqueNonEmpty(o.refused...), ", "), errRefused)
-		o.message = strings.TrimPrefix(o.message+"; "+o.err.Error(), "; ")
-	}
+	parkRefused(o)
 	logger = logger.With(slog.String("account", o.account))
 
 	finalAttempt := job.Attempt >= job.MaxAttempts

@@ -128,6 +128,17 @@ func TestChaos_convergence(t *testing.T) {
 	// answers again, so the run can still converge.
 	refusing := chaosOrgs[len(chaosOrgs)-1].accountA
 	refuseFrom, refuseUntil, refusingNow := start.Add(duration*3/10), start.Add(duration*6/10), false
+	// reauthorised is what an operator does once the organisation lets the
+	// platform in again: `syncctl enqueue org` for it, which clears the
+	// account's unreachable mark and enqueues what is left there.
+	reauthorised := func() {
+		proxy.refuse("")
+		ids := make([]string, len(chaosOrgs))
+		for i, o := range chaosOrgs {
+			ids[i] = o.id
+		}
+		h.exec(`SELECT stripe_sync_enqueue_many('org', $1::uuid[], 1)`, ids)
+	}
 	for time.Since(start) < duration {
 		time.Sleep(50 * time.Millisecond)
 		now := time.Now()
@@ -137,7 +148,7 @@ func TestChaos_convergence(t *testing.T) {
 			c.count("account starts refusing (deauthorised)")
 		}
 		if refusingNow && now.After(refuseUntil) {
-			proxy.refuse("")
+			reauthorised()
 			refusingNow = false
 		}
 		if now.After(nextKill) && now.Sub(start) < duration*85/100 {
@@ -166,7 +177,9 @@ func TestChaos_convergence(t *testing.T) {
 	}
 	stopMutators()
 	wg.Wait()
-	proxy.refuse("")
+	if refusingNow {
+		reauthorised()
+	}
 	mutating := time.Since(start)
 	c.mu.Lock()
 	c.mutations["requests refused by the deauthorised account"] = int(proxy.refused.Load())
