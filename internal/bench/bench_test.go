@@ -182,15 +182,16 @@ func TestFigureWrites_oursAndSeed(t *testing.T) {
 	b := newTestRunner(t, Config{})
 	changes := writesChanges()
 
-	ours, err := b.oursWrites(ctx, changes)
+	ours, requests, err := b.oursWrites(ctx, changes)
 	require.NoError(t, err)
 	targets := make([]int, len(changes))
 	for i, c := range changes {
 		targets[i] = c.target
 	}
 	require.Equal(t, targets, ours, "the issue's targets: burst 1, unchanged 0, price 2, name 1, new event with 5 tickets 6")
+	require.Equal(t, targets, requests, "every request a change: no read where nothing may have been created")
 
-	seed, err := b.seedWrites(ctx, changes)
+	seed, _, err := b.seedWrites(ctx, changes)
 	require.NoError(t, err)
 	// Seed: a products.update per UPDATE; its ticket trigger has no WHEN, so
 	// an unchanged ticket still archives and creates a Price; a name change
