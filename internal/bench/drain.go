@@ -314,7 +314,7 @@ func (b *runner) figureDrain(ctx context.Context) error {
 	s := drainSettings{jobs: b.cfg.DrainJobs, concurrency: b.cfg.Concurrency, maxConns: int32(b.cfg.PoolMaxConns)}
 	if s.maxConns <= 0 {
 		// As `syncctl worker` sizes its pool: a connection per job (a job
-		// holds one in its transaction) plus some for River itself.
+		// holds one for its round's entity locks) plus some for River itself.
 		s.maxConns = int32(s.concurrency + 5)
 	}
 	var syncRate, noopRate, minRate, syncTrips, noopTrips, minTrips, syncCPU, minCPU, noopCPU, syncProc, minProc []float64

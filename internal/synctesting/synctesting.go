@@ -53,8 +53,8 @@ func Start(t testing.TB, opts Options) *Bundle {
 	t.Helper()
 	cfg := testdb.PoolConfig(t, testdb.URL(t))
 	var err error
-	// A job holds a connection for its whole transaction; size the pool like
-	// the worker does.
+	// A job holds a connection for its whole round (its entity locks); size
+	// the pool like the worker does.
 	cfg.MaxConns = 20
 	b := &Bundle{}
 	b.Pool, err = pgxpool.NewWithConfig(context.Background(), cfg)

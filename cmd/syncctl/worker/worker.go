@@ -171,9 +171,10 @@ func workerRun(ctx context.Context, opts *Options) error {
 	if rate == 0 {
 		rate = DefaultRate(key)
 	}
-	// Each job in flight holds a connection for its transaction (its entity
-	// lock lives there), River needs a few for fetching, completing and
-	// leadership besides, and the worker's presence holds one.
+	// Each job in flight holds a connection for its round (its session
+	// advisory locks live there; no transaction is open while it calls
+	// Stripe), River needs a few for fetching, completing and leadership
+	// besides, and the worker's presence holds one.
 	opts.Factory.PoolMaxConns = int32(opts.Concurrency + 6)
 	pool, err := opts.Factory.Pool(ctx, "syncctl worker")
 	if err != nil {
@@ -283,7 +284,7 @@ func workerRun(ctx context.Context, opts *Options) error {
 }
 
 // openLimiterPool opens the rate limiter's own small pool. A job holds a
-// connection of the main pool in its transaction while it calls Stripe; were
+// connection of the main pool (its entity locks) while it calls Stripe; were
 // the limiter to take its token from that pool too, jobs filling it would
 // each wait for a connection none of them will give back.
 func openLimiterPool(ctx context.Context, f *cmdutil.Factory) (*pgxpool.Pool, error) {
