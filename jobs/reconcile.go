@@ -343,7 +343,7 @@ func (r *Reconciler) comparePrices(account string, events map[string]*liveEvent,
 		if ev := events[t.row.EventID]; ev != nil {
 			productID = ev.productID
 		}
-		params, err := d.priceParams(&t.row, productID)
+		params, err := priceParams(&t.row, productID, d.Currency)
 		if err != nil {
 			add(Finding{Kind: outbox.KindTicket, EntityID: id, Problem: ProblemInvalid, Detail: err.Error()})
 			continue
