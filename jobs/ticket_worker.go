@@ -353,8 +353,10 @@ func priceWriteBack(t *ticketRow, priceID string) []stmt {
 	}}
 }
 
-// ensurePrice brings the ticket's Price in step and returns its id, every
-// request a change where the record can be trusted.
+// ensurePrice brings the ticket's Price in step and returns its id and the
+// action logged for it (ActionCreate, ActionUpdate, ActionArchive), every
+// request a change where the record can be trusted. On error, action is the
+// request that failed.
 //
 // Trusted (not in doubt): the recorded Price is the ticket's only active one
 // on this account and holds its lookup key. Same amount, currency and
@@ -371,7 +373,7 @@ func priceWriteBack(t *ticketRow, priceID string) []stmt {
 // created.
 func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *syncState, known bool,
 	params stripeclient.PriceParams, immutable string,
-) (string, string, error) {
+) (priceID, action string, err error) {
 	reusable := known && strings.HasPrefix(st.fingerprint, immutable+":")
 	if !st.inDoubt {
 		if reusable {
@@ -420,7 +422,7 @@ func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *sync
 // recorded says what that Price is.
 func (d *Deps) adoptLegacyPrice(ctx context.Context, call stripeclient.Call, st *syncState, legacy string,
 	params stripeclient.PriceParams, immutable string,
-) (string, string, error) {
+) (priceID, action string, err error) {
 	old, err := d.Stripe.GetPrice(ctx, call, legacy)
 	switch {
 	case stripeclient.IsClass(err, stripeclient.ClassNotFound):
@@ -445,7 +447,7 @@ func (d *Deps) adoptLegacyPrice(ctx context.Context, call stripeclient.Call, st 
 	return id, action, nil
 }
 
-func (d *Deps) createPrice(ctx context.Context, call stripeclient.Call, params stripeclient.PriceParams) (string, string, error) {
+func (d *Deps) createPrice(ctx context.Context, call stripeclient.Call, params stripeclient.PriceParams) (priceID, action string, err error) {
 	created, err := d.Stripe.CreatePrice(ctx, call, params)
 	if err != nil {
 		return "", ActionCreate, err
