@@ -1,16 +1,26 @@
 package jobs
 
+// This file maps rows to the Stripe objects they should be: pure functions,
+// no database, no Stripe, so every limit and truncation is unit-tested
+// (mapping_test.go). Amounts go through UnitAmount (money.go).
+
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
+
+// truncatedMarker ends a metadata value cut to Stripe's 500 characters, so
+// nobody mistakes a cut value for the whole.
+const truncatedMarker = "…[truncated]"
 
 // Stripe's limits on what we send.
 const (
@@ -33,6 +43,8 @@ func ProductID(eventID string) string {
 	return "prod_lt_" + strings.ReplaceAll(eventID, "-", "")
 }
 
+// eventRow is the events row an event's Product is mapped from, with its
+// organisation's connected account.
 type eventRow struct {
 	EventID         string
 	OrganisationID  string
@@ -48,6 +60,21 @@ type eventRow struct {
 	StripeProductID *string
 	Account         *string
 }
+
+// ticketRow is the event_tickets row a ticket's Price is mapped from.
+type ticketRow struct {
+	ID            string
+	EventID       string
+	Name          string
+	Price         *string
+	Eligibility   []byte
+	TotalCapacity *int32
+	StripePriceID *string
+}
+
+// LookupKey is the lookup_key of a ticket's current Price: whatever happened
+// (a lost response, a crash), the Price holding it is the ticket's.
+func LookupKey(ticketID string) string { return "lodgetix_ticket_" + ticketID }
 
 // productParams maps an event row to the Product Stripe should hold.
 func productParams(ev *eventRow) (stripeclient.ProductParams, error) {
@@ -91,6 +118,68 @@ func fingerprint(v any) string {
 func productFingerprint(p stripeclient.ProductParams) string {
 	p.ID = ""
 	return fingerprint(p)
+}
+
+// priceParams maps a ticket row to the Price Stripe should hold on the
+// Product productID, its amount in currency's minor units (see UnitAmount).
+func priceParams(t *ticketRow, productID, currency string) (stripeclient.PriceParams, error) {
+	amount, err := UnitAmount(deref(t.Price), currency)
+	if err != nil {
+		return stripeclient.PriceParams{}, err
+	}
+	capacity := ""
+	if t.TotalCapacity != nil {
+		capacity = strconv.Itoa(int(*t.TotalCapacity))
+	}
+	return stripeclient.PriceParams{
+		Product:    productID,
+		Currency:   strings.ToLower(currency),
+		UnitAmount: amount,
+		Nickname:   t.Name,
+		LookupKey:  LookupKey(t.ID),
+		Active:     true,
+		Metadata: map[string]string{
+			"ticket_id":      t.ID,
+			"ticket_name":    truncateRunes(t.Name, maxMetadataValue),
+			"event_id":       t.EventID,
+			"eligibility":    eligibilityValue(t.Eligibility),
+			"total_capacity": capacity,
+		},
+	}, nil
+}
+
+// eligibilityValue is the eligibility JSON, compacted, cut to Stripe's 500
+// character metadata limit with a marker when it does not fit.
+func eligibilityValue(raw []byte) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		buf.Reset()
+		buf.Write(raw)
+	}
+	s := buf.String()
+	if len([]rune(s)) <= maxMetadataValue {
+		return s
+	}
+	return truncateRunes(s, maxMetadataValue-len([]rune(truncatedMarker))) + truncatedMarker
+}
+
+// priceFingerprints returns the hash of what Stripe cannot change on a Price
+// (amount, currency, product) and the full fingerprint, which starts with it.
+func priceFingerprints(p stripeclient.PriceParams) (immutable, full string) {
+	immutable = fingerprint([]any{p.Product, p.Currency, p.UnitAmount})
+	return immutable, immutable + ":" + fingerprint(p)
+}
+
+func metadataEqual(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
 }
 
 func isHTTPURL(s string) bool {

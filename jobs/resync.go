@@ -43,21 +43,27 @@ type ResyncWorker struct {
 // Work enqueues every unhandled entity; River's uniqueness drops those whose
 // job is still waiting or running.
 func (w *ResyncWorker) Work(ctx context.Context, job *river.Job[ResyncArgs]) error {
+	// The kinds, their job kinds and the args key holding the id come from
+	// outbox's contract, so this query cannot drift from what Enqueue writes.
+	entityTypes := make([]string, len(outbox.Kinds))
+	for i, k := range outbox.Kinds {
+		entityTypes[i] = string(k)
+	}
 	rows, err := w.deps.Pool.Query(ctx, `
 		SELECT s.entity_type, s.entity_id::text
 		FROM stripe_sync_state s
+		JOIN unnest($1::text[], $2::text[], $3::text[]) AS c(entity_type, job_kind, id_field)
+		  ON c.entity_type = s.entity_type
 		CROSS JOIN LATERAL (
 			SELECT j.state, j.attempted_at FROM river_job j
-			WHERE j.kind = 'stripe_sync_' || s.entity_type
-			  AND j.args @> jsonb_build_object(
-			        CASE s.entity_type WHEN 'event' THEN 'event_id' WHEN 'ticket' THEN 'ticket_id' ELSE 'organisation_id' END,
-			        s.entity_id::text)
+			WHERE j.kind = c.job_kind
+			  AND j.args @> jsonb_build_object(c.id_field, s.entity_id::text)
 			ORDER BY j.id DESC LIMIT 1
 		) last
 		WHERE s.wanted_version > s.handled_version
 		  AND last.state IN ('cancelled', 'discarded', 'completed')
 		  AND last.attempted_at < s.wanted_at
-		LIMIT 10000`)
+		LIMIT 10000`, entityTypes, outbox.JobKinds(outbox.Kinds...), outbox.IDFields(outbox.Kinds...))
 	if err != nil {
 		return fmt.Errorf("find unhandled entities: %w", err)
 	}

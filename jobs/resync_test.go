@@ -15,23 +15,37 @@ import (
 // last job had started but that job ended without completing (the window
 // between a cancelling job's last transaction and River finalising it), and
 // leaves alone an entity whose job an operator cancelled after the change.
+// A ticket is re-enqueued the same way; its event's job stays cancelled, so
+// only the resync can have enqueued it (an event's job enqueues its unsynced
+// tickets).
 func TestResyncWorker(t *testing.T) {
 	t.Parallel()
 	b := setup(t, synctesting.Options{NoWorker: true, Jobs: jobs.Options{ResyncInterval: 100 * time.Millisecond}})
-	missed, cancelled := eventID(20), eventID(21)
+	missed, cancelled, ticketsEvent := eventID(20), eventID(21), eventID(22)
+	missedTicket := ticketID(20)
 	insertEvent(t, b, missed, orgID, "Missed change")
 	insertEvent(t, b, cancelled, orgID, "Cancelled by an operator")
+	insertEvent(t, b, ticketsEvent, orgID, "Cancelled, with a ticket whose change was missed")
+	insertTicket(t, b, missedTicket, ticketsEvent, "Mason", "95.00")
 
-	// As if both jobs ran and were cancelled; the first one's entity changed
-	// after its job started, the second's before.
+	// As if every job ran and was cancelled; the missed ones' entities
+	// changed after their job started, the others' before.
 	b.Exec(t, `UPDATE river_job SET state = 'cancelled', finalized_at = now(), attempt = 1,
-		attempted_at = CASE WHEN args->>'event_id' = $1 THEN now() - interval '1 minute' ELSE now() + interval '1 minute' END
-		WHERE kind = 'stripe_sync_event'`, missed)
+		attempted_at = CASE WHEN args->>'event_id' = $1 OR args->>'ticket_id' = $2
+		                    THEN now() - interval '1 minute' ELSE now() + interval '1 minute' END
+		WHERE kind IN ('stripe_sync_event', 'stripe_sync_ticket')`, missed, missedTicket)
 	b.StartWorker(t)
 
 	deadline := time.Now().Add(15 * time.Second)
 	for product(t, b, account, jobs.ProductID(missed)) == nil {
 		require.True(t, time.Now().Before(deadline), "the missed change was never re-enqueued")
+		time.Sleep(20 * time.Millisecond)
+	}
+	for {
+		if _, active := pricesOf(b, account, missedTicket); active == 1 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the missed ticket change was never re-enqueued")
 		time.Sleep(20 * time.Millisecond)
 	}
 	b.WaitIdle(t, 10*time.Second)

@@ -1,13 +1,10 @@
 package jobs
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,14 +14,6 @@ import (
 	"github.com/lodgetix/stripe-sync/outbox"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 )
-
-// truncatedMarker ends a metadata value cut to Stripe's 500 characters, so
-// nobody mistakes a cut value for the whole.
-const truncatedMarker = "…[truncated]"
-
-// LookupKey is the lookup_key of a ticket's current Price: whatever happened
-// (a lost response, a crash), the Price holding it is the ticket's.
-func LookupKey(ticketID string) string { return "lodgetix_ticket_" + ticketID }
 
 // TicketWorker makes a ticket type's Stripe Price match its row, after
 // ensuring its event's Product under the event's lock.
@@ -48,16 +37,6 @@ func (w *TicketWorker) Work(ctx context.Context, job *river.Job[outbox.TicketArg
 // NextRetry caps the backoff as EventWorker's does.
 func (w *TicketWorker) NextRetry(job *river.Job[outbox.TicketArgs]) time.Time {
 	return nextRetry(job.Attempt)
-}
-
-type ticketRow struct {
-	ID            string
-	EventID       string
-	Name          string
-	Price         *string
-	Eligibility   []byte
-	TotalCapacity *int32
-	StripePriceID *string
 }
 
 // intentTicketSQL is intentEventSQL for a ticket and its event (whose
@@ -207,7 +186,7 @@ func (d *Deps) syncPrice(ctx context.Context, conn *pgx.Conn, id string, logger 
 	o.refused = append(o.refused, evOutcome.refused...)
 	productID := evOutcome.objectID
 
-	params, err := d.priceParams(t, productID)
+	params, err := priceParams(t, productID, d.Currency)
 	if err != nil {
 		// A price that became null, negative or unrepresentable: the old
 		// Price must not stay on sale at the old amount.
@@ -374,8 +353,10 @@ func priceWriteBack(t *ticketRow, priceID string) []stmt {
 	}}
 }
 
-// ensurePrice brings the ticket's Price in step and returns its id, every
-// request a change where the record can be trusted.
+// ensurePrice brings the ticket's Price in step and returns its id and the
+// action logged for it (ActionCreate, ActionUpdate, ActionArchive), every
+// request a change where the record can be trusted. On error, action is the
+// request that failed.
 //
 // Trusted (not in doubt): the recorded Price is the ticket's only active one
 // on this account and holds its lookup key. Same amount, currency and
@@ -392,7 +373,7 @@ func priceWriteBack(t *ticketRow, priceID string) []stmt {
 // created.
 func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *syncState, known bool,
 	params stripeclient.PriceParams, immutable string,
-) (string, string, error) {
+) (priceID, action string, err error) {
 	reusable := known && strings.HasPrefix(st.fingerprint, immutable+":")
 	if !st.inDoubt {
 		if reusable {
@@ -441,7 +422,7 @@ func (d *Deps) ensurePrice(ctx context.Context, call stripeclient.Call, st *sync
 // recorded says what that Price is.
 func (d *Deps) adoptLegacyPrice(ctx context.Context, call stripeclient.Call, st *syncState, legacy string,
 	params stripeclient.PriceParams, immutable string,
-) (string, string, error) {
+) (priceID, action string, err error) {
 	old, err := d.Stripe.GetPrice(ctx, call, legacy)
 	switch {
 	case stripeclient.IsClass(err, stripeclient.ClassNotFound):
@@ -466,70 +447,10 @@ func (d *Deps) adoptLegacyPrice(ctx context.Context, call stripeclient.Call, st 
 	return id, action, nil
 }
 
-func (d *Deps) createPrice(ctx context.Context, call stripeclient.Call, params stripeclient.PriceParams) (string, string, error) {
+func (d *Deps) createPrice(ctx context.Context, call stripeclient.Call, params stripeclient.PriceParams) (priceID, action string, err error) {
 	created, err := d.Stripe.CreatePrice(ctx, call, params)
 	if err != nil {
 		return "", ActionCreate, err
 	}
 	return created.ID, ActionCreate, nil
-}
-
-func (d *Deps) priceParams(t *ticketRow, productID string) (stripeclient.PriceParams, error) {
-	amount, err := UnitAmount(deref(t.Price), d.Currency)
-	if err != nil {
-		return stripeclient.PriceParams{}, err
-	}
-	capacity := ""
-	if t.TotalCapacity != nil {
-		capacity = strconv.Itoa(int(*t.TotalCapacity))
-	}
-	return stripeclient.PriceParams{
-		Product:    productID,
-		Currency:   strings.ToLower(d.Currency),
-		UnitAmount: amount,
-		Nickname:   t.Name,
-		LookupKey:  LookupKey(t.ID),
-		Active:     true,
-		Metadata: map[string]string{
-			"ticket_id":      t.ID,
-			"ticket_name":    truncateRunes(t.Name, maxMetadataValue),
-			"event_id":       t.EventID,
-			"eligibility":    eligibilityValue(t.Eligibility),
-			"total_capacity": capacity,
-		},
-	}, nil
-}
-
-// eligibilityValue is the eligibility JSON, compacted, cut to Stripe's 500
-// character metadata limit with a marker when it does not fit.
-func eligibilityValue(raw []byte) string {
-	if len(raw) == 0 {
-		return ""
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		buf.Reset()
-		buf.Write(raw)
-	}
-	s := buf.String()
-	if len([]rune(s)) <= maxMetadataValue {
-		return s
-	}
-	return truncateRunes(s, maxMetadataValue-len([]rune(truncatedMarker))) + truncatedMarker
-}
-
-// priceFingerprints returns the hash of what Stripe cannot change on a Price
-// (amount, currency, product) and the full fingerprint, which starts with it.
-func priceFingerprints(p stripeclient.PriceParams) (immutable, full string) {
-	immutable = fingerprint([]any{p.Product, p.Currency, p.UnitAmount})
-	return immutable, immutable + ":" + fingerprint(p)
-}
-
-func metadataEqual(have, want map[string]string) bool {
-	for k, v := range want {
-		if have[k] != v {
-			return false
-		}
-	}
-	return true
 }

@@ -221,7 +221,7 @@ func (w *WebhookWorker) priceDrift(ctx context.Context, tx pgx.Tx, id, account s
 		d.fields, d.parts = []string{"deleted"}, []string{"deleted in Stripe"}
 		return d.detail(), nil, nil
 	}
-	params, err := w.deps.priceParams(t, p.Product)
+	params, err := priceParams(t, p.Product, w.deps.Currency)
 	if err != nil {
 		return "", nil, nil
 	}

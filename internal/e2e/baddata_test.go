@@ -55,11 +55,11 @@ func TestWorker_badData(t *testing.T) {
 	h.waitIdle(30*time.Second, false)
 
 	// The worker keeps running and other entities keep syncing.
-	require.True(t, w.running())
+	require.True(t, w.Running())
 	h.insertEvent(later, org, "After The Storm")
 	h.exec(`INSERT INTO event_tickets (id, event_id, name, price) VALUES ($1, $2, 'Entry', 15.00)`, laterTicket, later)
 	h.waitIdle(30*time.Second, false)
-	require.True(t, w.running())
+	require.True(t, w.Running())
 	status, _ := w.get(t, "/readyz")
 	require.Equal(t, 200, status)
 

@@ -209,7 +209,7 @@ func TestChaos_convergence(t *testing.T) {
 	require.Empty(t, unhandled, "every committed change was handled by a job")
 	require.Empty(t, c.divergences(t, h), "Stripe differs from the database")
 	for i, w := range workers {
-		require.True(t, w.running(), "worker %d", i+1)
+		require.True(t, w.Running(), "worker %d", i+1)
 		w.signal(t, syscall.SIGTERM)
 	}
 	for _, w := range workers {

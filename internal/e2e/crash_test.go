@@ -76,7 +76,7 @@ func TestWorker_shutdown(t *testing.T) {
 			`SELECT stripe_product_id FROM events WHERE event_id = $1`, event).Scan(&productID))
 		require.Equal(t, jobs.ProductID(event), productID)
 
-		out := w.out.String()
+		out := w.Out.String()
 		require.Contains(t, out, `"msg":"worker stopped"`)
 		require.NotContains(t, out, "jobs still running at the shutdown timeout")
 	})

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +22,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/lodgetix/stripe-sync/internal/subproc"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/stripeclient"
 	"github.com/lodgetix/stripe-sync/stripeclient/emulator"
@@ -44,16 +43,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildSyncctl builds the binary once, on first use, without -race: it runs
-// as a subprocess, and the race detector's slowdown would only distort the
-// timings the tests exercise.
+// buildSyncctl builds the binary once, on first use (subproc.Build builds
+// without -race).
 var buildSyncctl = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(binDir, "syncctl")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/lodgetix/stripe-sync/cmd/syncctl").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("build syncctl: %w\n%s", err, out)
-	}
-	return bin, nil
+	return subproc.Build(context.Background(), binDir)
 })
 
 func syncctlBin(t *testing.T) string {
@@ -63,68 +56,24 @@ func syncctlBin(t *testing.T) string {
 	return bin
 }
 
-// output collects a process's stdout and stderr, interleaved.
-type output struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
-
-// line returns the first complete line containing substr.
-func (o *output) line(substr string) (string, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	b := o.buf.Bytes()
-	i := bytes.Index(b, []byte(substr))
-	if i < 0 {
-		return "", false
-	}
-	start := bytes.LastIndexByte(b[:i], '\n') + 1
-	end := bytes.IndexByte(b[i:], '\n')
-	if end < 0 {
-		return "", false
-	}
-	return string(b[start : i+end]), true
-}
-
-// process is a syncctl subprocess in its own process group, killed when the
-// test ends if it still runs.
+// process is a syncctl subprocess (see subproc.Start: a process group of its
+// own, killed by the kernel if the test binary dies first), killed when the
+// test ends if it still runs. Its methods fail t instead of returning
+// errors.
 type process struct {
-	name   string
-	cmd    *exec.Cmd
-	out    *output
-	exited chan struct{}
-	err    error // Wait's result, set before exited closes
+	*subproc.Process
 }
 
 func startProcess(t *testing.T, name string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, out: &output{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(syncctlBin(t), args...)
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = sysProcAttr()
-	require.NoError(t, p.cmd.Start(), "start %s", name)
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	sp, err := subproc.Start(name, syncctlBin(t), env, args...)
+	require.NoError(t, err)
+	p := &process{sp}
 	t.Cleanup(func() {
 		p.kill(t)
 		if t.Failed() {
 			t.Logf("--- %s output (last 30 lines; all of it in %s) ---\n%s",
-				name, keepOutput(t, name, p.out.String()), tail(p.out.String(), 30))
+				name, keepOutput(t, name, p.Out.String()), subproc.Tail(p.Out.String(), 30))
 		}
 	})
 	return p
@@ -154,85 +103,32 @@ func keepOutput(t *testing.T, name, out string) string {
 // nothing when the process has exited already.
 func (p *process) kill(t *testing.T) {
 	t.Helper()
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s (pid %d) still running 10s after SIGKILL", p.name, p.cmd.Process.Pid)
+	if err := p.Kill(10 * time.Second); err != nil {
+		t.Errorf("%s (pid %d) after SIGKILL: %v", p.Name, p.PID(), err)
 	}
 }
 
 func (p *process) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(sig), "signal %s", p.name)
-}
-
-func (p *process) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
+	require.NoError(t, p.Signal(sig))
 }
 
 // waitExit returns the exit code, failing t if the process runs on past
 // timeout.
 func (p *process) waitExit(t *testing.T, timeout time.Duration) int {
 	t.Helper()
-	select {
-	case <-p.exited:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(timeout):
-		t.Fatalf("%s still running after %s", p.name, timeout)
-		return -1
-	}
+	code, err := p.WaitExit(timeout)
+	require.NoError(t, err)
+	return code
 }
 
-// waitLine polls the output for a complete line containing substr.
+// waitLine returns the first complete output line containing substr,
+// failing t if the process exits or timeout passes first.
 func (p *process) waitLine(t *testing.T, substr string, timeout time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		if line, ok := p.out.line(substr); ok {
-			return line
-		}
-		if !p.running() {
-			t.Fatalf("%s exited (%v) before printing %q:\n%s", p.name, p.err, substr, tail(p.out.String(), 40))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s printed no %q within %s:\n%s", p.name, substr, timeout, tail(p.out.String(), 40))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// childEnv is the test's environment without anything that would point a
-// child at another database, key or Stripe, plus extra.
-func childEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch k {
-		case "DATABASE_URL", "TEST_DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_API_BASE":
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
+	line, err := p.WaitLine(substr, timeout)
+	require.NoError(t, err)
+	return line
 }
 
 // harness is one test's world: a fresh database, a Stripe emulator process
@@ -256,7 +152,7 @@ func newHarness(t *testing.T, key string) *harness {
 	h := &harness{t: t, dbURL: testdb.URL(t), key: key}
 	h.pool = testdb.Pool(t, h.dbURL)
 
-	h.emu = startProcess(t, "stripe-emulator", childEnv("STRIPE_SECRET_KEY="+key),
+	h.emu = startProcess(t, "stripe-emulator", subproc.Env("STRIPE_SECRET_KEY="+key),
 		"stripe-emulator", "--addr", "127.0.0.1:0")
 	const banner = "stripe emulator listening on "
 	line := h.emu.waitLine(t, banner, 30*time.Second)
@@ -325,7 +221,7 @@ func (h *harness) startWorker(name string, cfg workerConfig) *worker {
 		args = append(args, "--rate", strconv.FormatFloat(cfg.Rate, 'f', -1, 64))
 	}
 	// Workers run as the least-privilege role migrate --worker-role prepares.
-	p := startProcess(t, name, childEnv("DATABASE_URL="+testdb.WorkerURL(t, h.dbURL), "STRIPE_SECRET_KEY="+cfg.Key), args...)
+	p := startProcess(t, name, subproc.Env("DATABASE_URL="+testdb.WorkerURL(t, h.dbURL), "STRIPE_SECRET_KEY="+cfg.Key), args...)
 	w := &worker{process: p}
 	line := p.waitLine(t, `"msg":"serving /metrics`, 30*time.Second)
 	var rec struct {

@@ -44,7 +44,7 @@ func TestWorker_secretHygiene(t *testing.T) {
 	outputs = append(outputs, metrics)
 	good.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, good.waitExit(t, 30*time.Second))
-	outputs = append(outputs, good.out.String())
+	outputs = append(outputs, good.Out.String())
 
 	// 401s: a worker holding a key the emulator does not accept.
 	wrong := h.startWorker("worker-wrong-key", workerConfig{Key: wrongKey, LogLevel: "debug"})
@@ -55,14 +55,14 @@ func TestWorker_secretHygiene(t *testing.T) {
 	outputs = append(outputs, metrics)
 	wrong.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, wrong.waitExit(t, 30*time.Second))
-	outputs = append(outputs, wrong.out.String())
+	outputs = append(outputs, wrong.Out.String())
 
 	// The right key finishes what the wrong one could not.
 	again := h.startWorker("worker-right-key-again", workerConfig{LogLevel: "debug"})
 	h.waitIdle(60*time.Second, true)
 	again.signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, again.waitExit(t, 30*time.Second))
-	outputs = append(outputs, again.out.String())
+	outputs = append(outputs, again.Out.String())
 	states := h.jobStates()
 	require.Len(t, states, 1, "every job completed: %v", states)
 	require.GreaterOrEqual(t, states["completed"], 7)
