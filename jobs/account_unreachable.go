@@ -208,16 +208,33 @@ const markUnreachableSQL = `
 	INSERT INTO stripe_sync_unreachable_account (account, reason) VALUES ($1, $2)
 	ON CONFLICT (account) DO NOTHING`
 
+// markFromRound is markUnreachableSQL for a refusal a round saw, recorded
+// with the round's outcome. It marks nothing if the entity moved past the
+// version the round acted on: clearing a mark (clearUnreachable) enqueues
+// every entity listing the account, which moves its version, so a refusal
+// seen before the clear cannot put the mark back after it. It runs last in
+// the record (rankMarks), after the entity's own state row is locked, so a
+// clear still in flight is waited for and then seen.
+func markFromRound(account, reason string, ref entityRef, version int64) stmt {
+	return stmt{sql: `
+		INSERT INTO stripe_sync_unreachable_account (account, reason)
+		SELECT $1, $2
+		WHERE NOT EXISTS (SELECT FROM stripe_sync_state
+		                  WHERE entity_type = $3 AND entity_id = $4 AND wanted_version > $5)
+		ON CONFLICT (account) DO NOTHING`,
+		args: []any{account, reason, string(ref.kind), ref.id, version}, rank: rankMarks}
+}
+
 // skipUnreachable turns a round that failed on an unreachable account into
 // a skip, recorded with the mark, so the job completes instead of retrying
 // for hours (DESIGN.md's error table: 403 account_invalid).
-func skipUnreachable(o *outcome) {
+func skipUnreachable(o *outcome, ref entityRef) {
 	var ue *AccountUnreachableError
 	if o.err == nil || !errors.As(o.err, &ue) {
 		return
 	}
 	// The mark locks no host or state row: its rank only places it last.
-	o.pre = append(o.pre, stmt{sql: markUnreachableSQL, args: []any{ue.Account, ue.Reason}, rank: rankTicketState})
+	o.pre = append(o.pre, markFromRound(ue.Account, ue.Reason, ref, o.version))
 	o.account = ue.Account
 	o.err = nil
 	o.skip(o.action, fmt.Sprintf("connected account %s is unreachable: %s; "+
@@ -235,7 +252,7 @@ func skipUnreachable(o *outcome) {
 // (clearUnreachable: the organisation's account changes, `syncctl enqueue
 // org`), every entity still listing the account is enqueued, and its job
 // archives what is left there.
-func parkRefused(o *outcome) {
+func parkRefused(o *outcome, ref entityRef) {
 	var accounts []string
 	switch {
 	case o.err == nil && len(o.refused) > 0:
@@ -250,7 +267,7 @@ func parkRefused(o *outcome) {
 	}
 	reason := "refused to archive an object of ours (403: deauthorised?)"
 	for _, account := range accounts {
-		o.pre = append(o.pre, stmt{sql: markUnreachableSQL, args: []any{account, reason}, rank: rankTicketState})
+		o.pre = append(o.pre, markFromRound(account, reason, ref, o.version))
 	}
 	note := fmt.Sprintf("could not archive on %s, which refuses us: it stays listed and is archived once the account "+
 		"lets us in again (its organisation's account changes, or `syncctl enqueue org`)", strings.Join(accounts, ", "))

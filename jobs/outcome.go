@@ -81,6 +81,10 @@ const (
 	rankHostRow lockRank = iota
 	rankEventState
 	rankTicketState
+	// rankMarks runs after every state row is locked: statements that must
+	// see what a concurrent transaction holding those rows committed (see
+	// markFromRound).
+	rankMarks
 )
 
 func stateRank(kind outbox.Kind) lockRank {

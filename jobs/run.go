@@ -105,8 +105,8 @@ func runRound[T river.JobArgs](ctx context.Context, r *runner, job *river.Job[T]
 	if err != nil {
 		return false, nil, err
 	}
-	skipUnreachable(o)
-	parkRefused(o)
+	skipUnreachable(o, ref)
+	parkRefused(o, ref)
 	logger = logger.With(slog.String("account", o.account))
 
 	finalAttempt := job.Attempt >= job.MaxAttempts
@@ -186,7 +186,7 @@ func record(ctx context.Context, tx *pipelinedTx, job *rivertype.JobRow, ref ent
 	tx.open = true
 	var wanted int64
 	own := stateRank(ref.kind)
-	for rank := rankHostRow; rank <= rankTicketState; rank++ {
+	for rank := rankHostRow; rank <= rankMarks; rank++ {
 		for _, s := range o.pre {
 			if s.rank == rank {
 				batch.Queue(s.sql, s.args...)
