@@ -326,6 +326,8 @@ func TestRun_smallScale(t *testing.T) {
 		"3a commit-to-Stripe p50", "3b commit-to-Stripe p99",
 		"5a writes: burst of 100 updates to one event", "5b writes: unchanged update (1 event, 1 ticket)",
 		"5c writes: price change", "5d writes: ticket name change", "5e writes: new event with 5 tickets",
+		"5a requests: burst of 100 updates to one event", "5b requests: unchanged update (1 event, 1 ticket)",
+		"5c requests: price change", "5d requests: ticket name change", "5e requests: new event with 5 tickets",
 	}, figures)
 	var buf bytes.Buffer
 	require.NoError(t, report.WriteJSON(&buf))

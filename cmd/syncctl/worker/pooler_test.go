@@ -26,21 +26,8 @@ func TestWorkerRun_poolers(t *testing.T) {
 
 	run := func(t *testing.T, mode string) (*cmdtest.DB, *emulator.Emulator, context.CancelFunc, chan error, chan string) {
 		db := cmdtest.NewDB(t)
-		emu := emulator.New(emulator.Options{SecretKey: testKey})
-		srv := httptest.NewServer(emu)
-		t.Cleanup(srv.Close)
-		workerURL := testdb.ThroughPgBouncer(t, testdb.WorkerURL(t, db.URL), mode)
-		f, _, _ := cmdtest.Command[Options]{DatabaseURL: workerURL, StripeAPIBase: srv.URL,
-			Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
-		ready := make(chan string, 1)
-		opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-			JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
-			Ready: func(addr string) { ready <- addr }}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		done := make(chan error, 1)
-		go func() { done <- workerRun(ctx, opts) }()
-		return db, emu, cancel, done, ready
+		w := startWorker(t, testdb.ThroughPgBouncer(t, testdb.WorkerURL(t, db.URL), mode))
+		return db, w.emu, w.cancel, w.done, w.ready
 	}
 
 	t.Run("TransactionModeRefused", func(t *testing.T) {
@@ -104,19 +91,8 @@ func TestWorkerRun_signedInMemberWrites(t *testing.T) {
 	t.Parallel()
 	const member = "0b000000-0000-4000-8000-000000000001"
 	db := cmdtest.NewDB(t)
-	emu := emulator.New(emulator.Options{SecretKey: testKey})
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
-	f, _, _ := cmdtest.Command[Options]{DatabaseURL: testdb.WorkerURL(t, db.URL), StripeAPIBase: srv.URL,
-		Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
-	ready := make(chan string, 1)
-	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
-		JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
-		Ready: func(addr string) { ready <- addr }}
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() { done <- workerRun(ctx, opts) }()
+	w := startWorker(t, testdb.WorkerURL(t, db.URL))
+	emu, cancel, done, ready := w.emu, w.cancel, w.done, w.ready
 	select {
 	case <-ready:
 	case err := <-done:
@@ -151,4 +127,30 @@ func TestWorkerRun_signedInMemberWrites(t *testing.T) {
 	}
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// runningWorker is a workerRun in a goroutine, against an emulator of its own.
+type runningWorker struct {
+	emu    *emulator.Emulator
+	cancel context.CancelFunc
+	done   chan error
+	ready  chan string
+}
+
+// startWorker runs the worker on databaseURL until t ends (or cancel).
+func startWorker(t *testing.T, databaseURL string) *runningWorker {
+	t.Helper()
+	w := &runningWorker{emu: emulator.New(emulator.Options{SecretKey: testKey}), done: make(chan error, 1), ready: make(chan string, 1)}
+	srv := httptest.NewServer(w.emu)
+	t.Cleanup(srv.Close)
+	f, _, _ := cmdtest.Command[Options]{DatabaseURL: databaseURL, StripeAPIBase: srv.URL,
+		Env: map[string]string{"STRIPE_SECRET_KEY": testKey}}.Factory(t, false)
+	opts := &Options{Factory: f, Concurrency: 2, MetricsAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second,
+		JobTimeout: time.Minute, LogRetention: time.Hour, LogFormat: "json", LogLevel: "info", Currency: "aud",
+		Ready: func(addr string) { w.ready <- addr }}
+	var ctx context.Context
+	ctx, w.cancel = context.WithCancel(context.Background())
+	t.Cleanup(w.cancel)
+	go func() { w.done <- workerRun(ctx, opts) }()
+	return w
 }
