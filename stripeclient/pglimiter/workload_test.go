@@ -88,7 +88,7 @@ func runWorkload(t *testing.T, events, ticketsPerEvent int) workloadMeasure {
 	t.Helper()
 	const (
 		workersPerProcess = 10
-		key               = "sk_live_workloadKey123"
+		key               = "sk_test_workloadKey123"
 	)
 	emu := emulator.New(emulator.Options{SecretKey: key})
 	emu.SetRateLimit(emulator.RateLimit{Global: workloadGlobalRate, Endpoint: workloadEndpointRate})
