@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,14 +99,14 @@ type stripeServer struct {
 	srv    *httptest.Server
 	client *stripeclient.StripeClient
 	// created announces each Product the emulator created, by id.
-	created *createdProducts
+	created *productAnswers
 }
 
 // newStripeServer starts an emulator; limiter paces the client (nil: none).
 func newStripeServer(limiter stripeclient.Limiter) (*stripeServer, error) {
 	s := &stripeServer{
 		emu:     emulator.New(emulator.Options{SecretKey: secretKey}),
-		created: &createdProducts{waiters: map[string]chan time.Time{}},
+		created: newProductAnswers("id", true),
 	}
 	s.srv = httptest.NewServer(s.created.wrap(s.emu))
 	var err error
@@ -119,26 +120,38 @@ func newStripeServer(limiter stripeclient.Limiter) (*stripeServer, error) {
 
 func (s *stripeServer) Close() { s.srv.Close() }
 
-// createdProducts notes when the emulator has answered a Product create with
-// success, so latency is measured to the moment the object exists.
-type createdProducts struct {
+// productAnswers notes when the emulator has answered, with success, a POST
+// to the Product endpoints whose form field carries a given value, so latency
+// is measured to the moment Stripe holds the change.
+type productAnswers struct {
+	// field is the form field to match: "id" (a create's deterministic id)
+	// or "name" (a create's or an update's title).
+	field string
+	// createsOnly restricts it to POST /v1/products, leaving out updates.
+	createsOnly bool
+
 	mu      sync.Mutex
 	waiters map[string]chan time.Time
 }
 
-// expect registers interest in the Product id before the change that makes
-// it, and returns where its creation time will arrive.
-func (c *createdProducts) expect(id string) <-chan time.Time {
+func newProductAnswers(field string, createsOnly bool) *productAnswers {
+	return &productAnswers{field: field, createsOnly: createsOnly, waiters: map[string]chan time.Time{}}
+}
+
+// expect registers interest in value before the change that sends it, and
+// returns where the answer's time will arrive.
+func (p *productAnswers) expect(value string) <-chan time.Time {
 	ch := make(chan time.Time, 1)
-	c.mu.Lock()
-	c.waiters[id] = ch
-	c.mu.Unlock()
+	p.mu.Lock()
+	p.waiters[value] = ch
+	p.mu.Unlock()
 	return ch
 }
 
-func (c *createdProducts) wrap(next http.Handler) http.Handler {
+func (p *productAnswers) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/products" {
+		matches := r.URL.Path == "/v1/products" || (!p.createsOnly && strings.HasPrefix(r.URL.Path, "/v1/products/"))
+		if r.Method != http.MethodPost || !matches {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -155,11 +168,11 @@ func (c *createdProducts) wrap(next http.Handler) http.Handler {
 			return
 		}
 		form, _ := url.ParseQuery(string(body))
-		id := form.Get("id")
-		c.mu.Lock()
-		ch := c.waiters[id]
-		delete(c.waiters, id)
-		c.mu.Unlock()
+		value := form.Get(p.field)
+		p.mu.Lock()
+		ch := p.waiters[value]
+		delete(p.waiters, value)
+		p.mu.Unlock()
 		if ch != nil {
 			ch <- at
 		}

@@ -1,15 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/lodgetix/stripe-sync/outbox"
@@ -91,7 +85,7 @@ func (b *runner) lanesRun(ctx context.Context, bin string, lanes bool) (lanesRes
 		if err := insertBackfillRows(ctx, db.Pool, b.cfg.LanesEntities/(1+ticketsPerEvent)); err != nil {
 			return err
 		}
-		names := &productNames{waiters: map[string]chan time.Time{}}
+		names := newProductAnswers("name", false)
 		emu := emulator.New(emulator.Options{SecretKey: secretKey})
 		emu.AddFault(emulator.Fault{Kind: emulator.FaultLatency, Latency: lanesLatencyMin, LatencyMax: lanesLatencyMax})
 		emu.SetRateLimit(emulator.RateLimit{Global: rateLimit, Endpoint: emulator.DefaultEndpointRate})
@@ -179,49 +173,4 @@ func (b *runner) lanesRun(ctx context.Context, bin string, lanes bool) (lanesRes
 		return nil
 	})
 	return res, err
-}
-
-// productNames notes when the emulator has answered a Product create or
-// update carrying a given name with success.
-type productNames struct {
-	mu      sync.Mutex
-	waiters map[string]chan time.Time
-}
-
-// expect registers interest in name before the change that sends it.
-func (p *productNames) expect(name string) <-chan time.Time {
-	ch := make(chan time.Time, 1)
-	p.mu.Lock()
-	p.waiters[name] = ch
-	p.mu.Unlock()
-	return ch
-}
-
-func (p *productNames) wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/v1/products") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		at := time.Now()
-		if rec.status != http.StatusOK {
-			return
-		}
-		form, _ := url.ParseQuery(string(body))
-		p.mu.Lock()
-		ch := p.waiters[form.Get("name")]
-		delete(p.waiters, form.Get("name"))
-		p.mu.Unlock()
-		if ch != nil {
-			ch <- at
-		}
-	})
 }
