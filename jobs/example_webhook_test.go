@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/jobs"
 	"github.com/lodgetix/stripe-sync/outbox"
@@ -24,17 +22,8 @@ import (
 // stripe-sync:) needs no job at all.
 func ExampleReceiveWebhook() {
 	ctx := context.Background()
-	url, drop := testdb.ForExample()
+	pool, drop := testdb.ForExample()
 	defer drop()
-	cfg, err := dbconn.Config(url, dbconn.Options{ApplicationName: "example"})
-	if err != nil {
-		panic(err)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer pool.Close()
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: outbox.DefaultSchema})
 	if err != nil {
 		panic(err)

@@ -6,11 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
-	"github.com/lodgetix/stripe-sync/internal/dbconn"
 	"github.com/lodgetix/stripe-sync/internal/testdb"
 	"github.com/lodgetix/stripe-sync/outbox"
 )
@@ -20,18 +18,8 @@ import (
 // the same entity while its job waits collapses into it.
 func Example_enqueue() {
 	ctx := context.Background()
-	url, drop := testdb.ForExample()
+	pool, drop := testdb.ForExample()
 	defer drop()
-
-	cfg, err := dbconn.Config(url, dbconn.Options{ApplicationName: "example"})
-	if err != nil {
-		panic(err)
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		panic(err)
-	}
-	defer pool.Close()
 	// An insert-only River client: no workers, no queues.
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Schema: outbox.DefaultSchema})
 	if err != nil {

@@ -5,16 +5,19 @@ import (
 	"os"
 	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// ForExample returns the URL of a fresh migrated database for a runnable
-// example (func ExampleX has no *testing.T), and a function that drops it.
-// It panics when TEST_DATABASE_URL is unset or the database cannot be made:
-// an example that cannot run must not pass.
-func ForExample() (string, func()) {
+// ForExample returns a pool, with the product's connection settings, on a
+// fresh migrated database for a runnable example (func ExampleX has no
+// *testing.T), and a function that closes it and drops the database. It
+// panics when TEST_DATABASE_URL is unset or the database cannot be made: an
+// example that cannot run must not pass.
+func ForExample() (*pgxpool.Pool, func()) {
 	tb := &exampleTB{}
-	url := URL(tb)
-	return url, tb.cleanup
+	pool := Pool(tb, URL(tb))
+	return pool, tb.cleanup
 }
 
 // exampleTB is the part of testing.TB that pgtestdb uses. The embedded
